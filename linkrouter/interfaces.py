@@ -21,9 +21,15 @@ are defined; the interfaces below mention them by name only.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING, Any
 
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from linkrouter.naming import Activity, Bound, NameTree
 
 
 class Status(enum.Enum):
@@ -68,13 +74,13 @@ class IClient(Interface):
 
     status = Attribute("The client's current L{Status}.")
 
-    def __call__(request: object) -> object:
+    def __call__(request: Any) -> Deferred[Any]:
         """
         Send C{request}; return a C{Deferred} firing with the response.
         Cancelling that Deferred abandons the request.
         """
 
-    def close() -> object:
+    def close() -> Deferred[Any]:
         """
         Stop taking requests and release resources; return a C{Deferred}
         that fires with C{None} once closed.
@@ -86,7 +92,7 @@ class INamer(Interface):
     Resolves paths under its prefix (C{/#/<prefix>}) to name trees.
     """
 
-    def lookup(path: object) -> object:
+    def lookup(path: Any) -> Activity[NameTree[Any]]:
         """
         @param path: a L{linkrouter.naming.Path} with the namer's prefix
             already removed.
@@ -102,7 +108,7 @@ class IInterpreter(Interface):
     Binds a path through a dtab to a tree of bound names.
     """
 
-    def bind(dtab: object, path: object) -> object:
+    def bind(dtab: Any, path: Any) -> Activity[NameTree[Bound]]:
         """
         @return: an L{linkrouter.naming.Activity} of a
             L{linkrouter.naming.NameTree} of L{linkrouter.naming.Bound}.
@@ -115,7 +121,7 @@ class IDelegator(Interface):
     (C{/delegator.json}).
     """
 
-    def delegate(dtab: object, path: object) -> object:
+    def delegate(dtab: Any, path: Any) -> Deferred[Any]:
         """
         @return: a C{Deferred} firing with a
             L{linkrouter.naming.DelegateTree}.
@@ -127,7 +133,7 @@ class ITransformer(Interface):
     Rewrites a bound tree, for example to keep only local endpoints.
     """
 
-    def transform(tree: object) -> object:
+    def transform(tree: NameTree[Bound]) -> Activity[NameTree[Bound]]:
         """
         @param tree: a L{linkrouter.naming.NameTree} of
             L{linkrouter.naming.Bound}.
