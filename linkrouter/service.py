@@ -1,0 +1,333 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The service tree of a running router: telemeters, admin server, namers,
+interpreters and routers, built from a L{LinkerConfig}.
+
+Start-up is synchronous and ordered (metrics, telemeters, admin, then each
+router), so no router accepts a request before its namers and the admin
+server are up; anything that cannot start raises L{StartupError} with one
+line naming the cause.  Stopping drains the routers first: they stop
+accepting at once and in-flight requests get up to
+C{admin.shutdownGraceMs} to finish before everything is closed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, maybeDeferred
+from twisted.internet.error import CannotListenError, ReactorNotRunning
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from linkrouter._plugins import PluginRegistry
+from linkrouter.config import LinkerConfig, PluginConfig, RouterConfig
+from linkrouter.context import BuildContext, IDrainable
+from linkrouter.interfaces import IDelegator, IInterpreter, INamer, ITelemeter, ITransformer
+from linkrouter.naming import Activity, Path
+from linkrouter.telemetry import MetricsRegistry
+
+log = Logger()
+
+AdminSiteFactory = Callable[..., Any]
+"""L{linkrouter.admin.makeAdminSite}, or a stand-in with its signature."""
+
+
+class StartupError(Exception):
+    """
+    The router cannot start; C{str()} is one line naming the cause.
+    """
+
+
+def _transform(activity: Any, transformers: Sequence[ITransformer]) -> Any:
+    for transformer in transformers:
+        activity = activity.flatMap(transformer.transform)
+    return activity
+
+
+@implementer(INamer)
+@attrs.frozen
+class TransformedNamer:
+    """
+    A namer whose answers go through transformers, in order.
+    """
+
+    namer: INamer
+    transformers: tuple[ITransformer, ...]
+
+    def lookup(self, path: object) -> Activity[Any]:
+        return _transform(self.namer.lookup(path), self.transformers)  # type: ignore[no-any-return]
+
+
+@implementer(IInterpreter, IDelegator)
+@attrs.frozen
+class TransformedInterpreter:
+    """
+    An interpreter whose bound trees go through transformers, in order;
+    delegation explains the untransformed binding.
+    """
+
+    interpreter: IInterpreter
+    transformers: tuple[ITransformer, ...]
+
+    def bind(self, dtab: object, path: object) -> Activity[Any]:
+        return _transform(self.interpreter.bind(dtab, path), self.transformers)  # type: ignore[no-any-return]
+
+    def delegate(self, dtab: object, path: object) -> Deferred[Any]:
+        return IDelegator(self.interpreter).delegate(dtab, path)
+
+
+@attrs.frozen
+class RouterRuntime:
+    """
+    A built router: its configuration, interpreter and service.
+    """
+
+    config: RouterConfig
+    interpreter: IInterpreter
+    service: IService
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @property
+    def dtab(self) -> Any:
+        return self.config.dtab
+
+
+def _build(what: str, plugin: PluginConfig, context: BuildContext) -> Any:
+    try:
+        return plugin.plugin.build(plugin.config, context)
+    except Exception as e:
+        raise StartupError(f"{what} ({plugin.plugin.kind}): cannot build: {_reason(e)}") from e
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    if isinstance(e, CannotListenError):
+        reason = getattr(e.socketError, "strerror", None) or e.socketError
+        return f"cannot listen on {e.interface or '*'}:{e.port}: {reason}"
+    return str(e) or type(e).__name__
+
+
+class _AdminService(Service):
+    """
+    Listens with the admin site on C{admin.ip}:C{admin.port}.
+    """
+
+    def __init__(self, linker: LinkerService, makeSite: AdminSiteFactory) -> None:
+        self.linker = linker
+        self.makeSite = makeSite
+        self.port: Any = None
+
+    def startService(self) -> None:
+        linker = self.linker
+        admin = linker.config.admin
+        resources: dict[str, Any] = {}
+        for telemeter in linker.telemeters:
+            resources.update(telemeter.adminResources() or {})  # type: ignore[call-overload]
+        site = self.makeSite(
+            linker.metrics,
+            linker.reactor,
+            config=linker.config.source,
+            routers={r.label: r for r in linker.routers},
+            shutdown=linker.shutdown,
+            resources=resources,
+            security=admin.security,
+        )
+        self.port = self.linker.reactor.listenTCP(admin.port, site, interface=admin.ip)
+        Service.startService(self)
+        log.info("admin server listening on {address}", address=self.port.getHost())
+
+    def stopService(self) -> Deferred[None] | None:
+        Service.stopService(self)
+        port, self.port = self.port, None
+        return maybeDeferred(port.stopListening) if port is not None else None
+
+
+class LinkerService(MultiService):
+    """
+    The whole router: build it with L{LinkerService.build}.
+
+    @ivar config: the configuration it was built from.
+    @ivar metrics: the metrics registry everything records into.
+    @ivar namers: the configured namers as C{(full prefix, namer)} pairs.
+    @ivar routers: the built routers, in configuration order.
+    @ivar telemeters: the built telemeters.
+    """
+
+    def __init__(
+        self,
+        config: LinkerConfig,
+        reactor: Any,
+        registry: PluginRegistry,
+        metrics: MetricsRegistry,
+        baseDir: str,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.registry = registry
+        self.metrics = metrics
+        self.baseDir = baseDir
+        self.namers: tuple[tuple[Path, INamer], ...] = ()
+        self.routers: tuple[RouterRuntime, ...] = ()
+        self.telemeters: tuple[ITelemeter, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        config: LinkerConfig,
+        reactor: Any,
+        registry: PluginRegistry,
+        metrics: MetricsRegistry | None = None,
+        baseDir: str | None = None,
+        makeAdminSite: AdminSiteFactory | None = None,
+    ) -> LinkerService:
+        """
+        Build every namer, interpreter, telemeter and router of C{config}
+        (nothing listens until the service starts).
+
+        @param makeAdminSite: makes the admin server's site from the
+            service; without it there is no admin server.
+        @raise StartupError: a plugin could not build its part.
+        """
+        if metrics is None:
+            metrics = MetricsRegistry(reactor)
+        linker = cls(config, reactor, registry, metrics, baseDir or os.getcwd())
+        stats = metrics.statsReceiver()
+        base = BuildContext(reactor, stats, registry, linker.baseDir)
+        linker.addService(metrics.service())
+
+        telemeters = []
+        for n, entry in enumerate(config.telemetry):
+            telemeter = _build(f"telemetry[{n}]", entry, base)
+            telemeters.append(telemeter)
+            child = telemeter.service()
+            if child is not None:
+                linker.addService(IService(child))
+        linker.telemeters = tuple(telemeters)
+
+        if makeAdminSite is not None:
+            linker.addService(_AdminService(linker, makeAdminSite))
+
+        namers = []
+        for n, namerEntry in enumerate(config.namers):
+            what = f"namers[{n}]"
+            context = attrs.evolve(base, stats=stats.scope("namer", namerEntry.prefix.show))
+            namer = _build(what, namerEntry.plugin, context)
+            transformers = [
+                _build(f"{what}.transformers", t, context) for t in namerEntry.transformers
+            ]
+            if transformers:
+                namer = TransformedNamer(namer, tuple(transformers))
+            namers.append((Path(b"#") + namerEntry.prefix, namer))
+        linker.namers = tuple(namers)
+        base = attrs.evolve(base, namers=linker.namers)
+
+        routers = []
+        for n, router in enumerate(config.routers):
+            routers.append(linker._buildRouter(f"routers[{n}]", router, base))
+        linker.routers = tuple(routers)
+        for runtime in linker.routers:
+            linker.addService(runtime.service)
+        return linker
+
+    def _buildRouter(self, what: str, router: RouterConfig, base: BuildContext) -> RouterRuntime:
+        what = f"{what} ({router.label})"
+        context = attrs.evolve(base, stats=base.stats.scope("rt", router.label), label=router.label)
+        if router.interpreter.plugin is None:
+            raise StartupError(
+                f"{what}: no interpreter: the 'default' interpreter is not installed"
+            )
+        interpreter = _build(f"{what}.interpreter", router.interpreter.plugin, context)
+        transformers = [
+            _build(f"{what}.interpreter.transformers", t, context)
+            for t in router.interpreter.transformers
+        ]
+        if transformers:
+            interpreter = TransformedInterpreter(interpreter, tuple(transformers))
+        context = attrs.evolve(context, interpreter=interpreter)
+        try:
+            service = IService(router.plugin.buildRouter(router, context))
+        except Exception as e:
+            raise StartupError(f"{what}: cannot build the router: {_reason(e)}") from e
+        return RouterRuntime(router, interpreter, service)
+
+    def startService(self) -> None:
+        """
+        Start every child in order; if one fails, stop those started and
+        raise L{StartupError}.
+        """
+        Service.startService(self)
+        started: list[IService] = []
+        for child in self:
+            try:
+                child.startService()
+            except Exception as e:
+                self.running = 0
+                for done in reversed(started):
+                    done.stopService()
+                name = next((r.config.label for r in self.routers if r.service is child), None)
+                what = f"router {name}" if name else type(child).__name__.lstrip("_")
+                raise StartupError(f"{what}: {_reason(e)}") from e
+            started.append(child)
+
+    def stopService(self) -> Deferred[Any]:
+        """
+        Drain the routers (for up to C{admin.shutdownGraceMs}), then stop
+        every child in reverse order.
+        """
+        Service.stopService(self)
+        draining = [
+            maybeDeferred(IDrainable(r.service).drain)
+            for r in self.routers
+            if IDrainable.providedBy(r.service) and r.service.running
+        ]
+        grace = self.config.admin.shutdownGraceMs / 1000.0
+        log.info(
+            "stopping: draining {count} routers for up to {grace}s",
+            count=len(draining),
+            grace=grace,
+        )
+        drained: Deferred[Any] = gatherResults(draining, consumeErrors=True)
+        drained.addTimeout(grace, self.reactor)
+
+        def overdue(failure: Any) -> None:
+            left = sum(
+                IDrainable(r.service).inFlight
+                for r in self.routers
+                if IDrainable.providedBy(r.service)
+            )
+            log.warn(
+                "stopping: grace period over, closing {left} in-flight requests ({why})",
+                left=left,
+                why=failure.getErrorMessage(),
+            )
+
+        drained.addErrback(overdue)
+
+        def stopChildren(_: object) -> Deferred[Any]:
+            return DeferredList(
+                [maybeDeferred(child.stopService) for child in reversed(list(self))],
+                consumeErrors=True,
+            )
+
+        return drained.addCallback(stopChildren)
+
+    def shutdown(self) -> None:
+        """
+        Stop the process gracefully, as SIGTERM does (C{POST
+        /admin/shutdown}).
+        """
+        log.info("shutdown requested")
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass

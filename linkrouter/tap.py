@@ -1,0 +1,121 @@
+# -*- test-case-name: tests.test_service_tap -*-
+"""
+C{twistd linkrouter}: command-line options and the service maker.
+
+The configuration is read and validated while the options are parsed, so
+every problem is reported before the reactor starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from linkrouter._plugins import DuplicatePluginError, PluginRegistry
+from linkrouter.config import ConfigError, LinkerConfig, loadLinkerConfig, parseLinkerConfig
+from linkrouter.service import AdminSiteFactory, LinkerService, StartupError
+
+log = Logger()
+
+DEFAULT_CONFIG_NAME = "<default config>"
+
+
+def defaultConfigText() -> str:
+    """
+    The embedded default configuration (C{linkrouter/default.yaml}).
+    """
+    return files("linkrouter").joinpath("default.yaml").read_text("utf-8")
+
+
+def discoverPlugins() -> PluginRegistry:
+    """
+    The installed plugins.
+
+    @raise usage.UsageError: two plugins claim one kind.
+    """
+    try:
+        return PluginRegistry.discover()
+    except DuplicatePluginError as e:
+        raise usage.UsageError(str(e)) from None
+
+
+def readConfig(source: str | None, registry: PluginRegistry) -> LinkerConfig:
+    """
+    Load C{source} (a file name, C{-} for standard input, or C{None} for
+    the embedded default).
+
+    @raise ConfigError: listing every problem.
+    """
+    if source is None:
+        return parseLinkerConfig(defaultConfigText(), DEFAULT_CONFIG_NAME, registry)
+    return loadLinkerConfig(source, registry)
+
+
+class Options(usage.Options):
+    synopsis = "[-c CONFIG]"
+    longdesc = (
+        "Run linkrouter with a Linkerd 1.x configuration (YAML or JSON). "
+        "Without -c, an embedded default configuration is used: the admin "
+        "server on localhost:9990 and an HTTP router on localhost:4140."
+    )
+    optParameters = [
+        ["config", "c", None, "Configuration file, or - for standard input."],
+    ]
+
+    def postOptions(self) -> None:
+        registry = discoverPlugins()
+        try:
+            self["linkerConfig"] = readConfig(self["config"], registry)
+        except ConfigError as e:
+            raise usage.UsageError(f"invalid configuration:\n{e}") from None
+        self["registry"] = registry
+
+
+def _adminSiteFactory() -> AdminSiteFactory | None:
+    try:
+        from linkrouter.admin import makeAdminSite
+    except ImportError:
+        log.warn("the admin server is not available in this installation")
+        return None
+    return makeAdminSite
+
+
+def _fail(message: str) -> None:
+    log.critical("cannot start: {message}", message=message)
+    sys.stderr.write(f"linkrouter: cannot start: {message}\n")
+    raise SystemExit(1)
+
+
+class _ExitOnStartupError(MultiService):
+    """
+    Under C{twistd}, a service that cannot start ends the process with one
+    line rather than a traceback.
+    """
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except StartupError as e:
+            _fail(str(e))
+
+
+def makeService(options: dict[str, Any]) -> IService:
+    from twisted.internet import reactor
+
+    try:
+        linker = LinkerService.build(
+            options["linkerConfig"],
+            reactor,
+            options["registry"],
+            makeAdminSite=_adminSiteFactory(),
+        )
+    except StartupError as e:
+        _fail(str(e))
+    top = _ExitOnStartupError()
+    linker.setServiceParent(top)
+    return top

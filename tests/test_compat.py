@@ -1,0 +1,47 @@
+"""
+Every Linkerd example configuration in the compatibility corpus either
+passes C{linkrouter check} or is refused with "not supported" problems only,
+with the plugins installed in this tree.
+
+As plugins land, files move from refused to passing: edit L{PASSING}.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from linkrouter._plugins import PluginRegistry
+from linkrouter.config import ConfigError, loadLinkerConfig
+
+CORPUS = os.environ.get("LINKROUTER_COMPAT", "/work/shared/compat")
+
+PASSING: set[str] = set(["linkerd-examples/thrift.yaml"])
+"""Files (relative to the corpus) that must pass; every other one must be refused."""
+
+
+def corpus() -> list[str]:
+    found = glob.glob(os.path.join(CORPUS, "*", "*.yaml"))
+    return sorted(os.path.relpath(f, CORPUS) for f in found)
+
+
+class CompatTests(SynchronousTestCase):
+    def test_corpus(self) -> None:
+        files = corpus()
+        if not files:
+            raise self.skipTest(f"no compatibility corpus at {CORPUS}")
+        registry = PluginRegistry.discover()
+        passed, refused, unclear = [], [], []
+        for name in files:
+            try:
+                loadLinkerConfig(os.path.join(CORPUS, name), registry)
+            except ConfigError as e:
+                refused.append(name)
+                unclear += [str(p) for p in e.problems if "not supported" not in p.message]
+            else:
+                passed.append(name)
+        self.assertEqual(unclear, [], "refused for another reason than 'not supported'")
+        self.assertEqual(sorted(PASSING - set(passed)), [], "expected to pass, refused")
+        self.assertEqual(sorted(set(passed) - PASSING), [], "now passing: add to PASSING")
