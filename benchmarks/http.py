@@ -1,0 +1,265 @@
+"""
+HTTP/1.1 proxy benchmark: direct vs HAProxy (one thread) vs linkrouter, all
+in front of the same nginx (one worker, 12-byte body) on loopback.
+
+    python benchmarks/http.py [--runs 3] [--duration 5] [--router CONFIG]
+
+Needs the Debian packages nginx, haproxy and wrk.  Without --router the
+proxy is the bare HTTP data path (benchmarks/http_proxy.py, fixed
+destination); with --router CONFIG it runs ``python -m twisted linkrouter -c
+CONFIG``, whose router must listen on --router-port and route to nginx on
+--backend-port.  Prints requests/s (median of the runs) and the ratio
+linkrouter/HAProxy, p99 latency added over direct at a fixed 1,000 req/s,
+RSS with 1,000 idle client connections, time from start to the first
+proxied 200, and RSS around streaming 1 MB bodies.
+
+Helpers run as modules (C{-m benchmarks.http_proxy}) from the repository
+root, since this file's name would shadow the standard library's C{http}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx.err;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path {dir};
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "hello world\\n"; }}
+    location /big {{ root {dir}; }}
+  }}
+}}
+"""
+
+HAPROXY_CONF = """
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+frontend f
+  bind 127.0.0.1:{port}
+  default_backend b
+backend b
+  server s1 127.0.0.1:{backend}
+"""
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def waitPort(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def get(port: int, path: str = "/") -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), 2) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def rssKB(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wrk(port: int, duration: float) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{duration:g}s", f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None or "Non-2xx" in out:
+        raise RuntimeError("wrk failed:\n" + out)
+    return float(match.group(1))
+
+
+def fixedRate(port: int, seconds: float) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_loadgen", str(port), "1000", str(seconds)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if out[3] != "0":
+        raise RuntimeError(f"errors at fixed rate: {out}")
+    return float(out[1])
+
+
+def idleConnections(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        socks.append(s)
+    for s in socks:
+        s.recv(4096)
+    return socks
+
+
+def streamBig(port: int, times: int) -> None:
+    for _ in range(times):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /big/1m HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            got = 0
+            while chunk := s.recv(16384):
+                got += len(chunk)
+                time.sleep(0.0005)  # a slowish reader
+            if got < 1024 * 1024:
+                raise RuntimeError(f"short body: {got}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--router", help="a linkrouter config file to run instead of the glue")
+    parser.add_argument("--router-port", type=int, default=4140)
+    parser.add_argument("--backend-port", type=int, default=0)
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="lr-bench-")
+    os.makedirs(os.path.join(work, "big"))
+    with open(os.path.join(work, "big", "1m"), "wb") as f:
+        f.write(os.urandom(1024 * 1024))
+    backend = args.backend_port or freePort()
+    hap = freePort()
+    with open(os.path.join(work, "nginx.conf"), "w") as conf:
+        conf.write(NGINX_CONF.format(dir=work, port=backend))
+    with open(os.path.join(work, "haproxy.cfg"), "w") as conf:
+        conf.write(HAPROXY_CONF.format(port=hap, backend=backend))
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+        procs.append(p)
+        return p  # type: ignore[no-any-return]
+
+    try:
+        spawn(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work])
+        spawn(["haproxy", "-f", os.path.join(work, "haproxy.cfg"), "-db"])
+        waitPort(backend)
+        waitPort(hap)
+
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        started = time.monotonic()
+        if args.router:
+            ours = args.router_port
+            cmd = [sys.executable, "-m", "twisted", "-n", "linkrouter", "-c", args.router]
+        else:
+            ours = freePort()
+            cmd = [sys.executable, "-m", "benchmarks.http_proxy", str(ours), "127.0.0.1"]
+            cmd.append(str(backend))
+        proxy = spawn(cmd, env=env, cwd=ROOT)
+        while True:
+            try:
+                if get(ours)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() - started > 30:
+                raise RuntimeError("the proxy did not answer 200 within 30 s")
+            time.sleep(0.005)
+        startup = time.monotonic() - started
+        rssStart = rssKB(proxy.pid)
+
+        targets: dict[str, int] = {"direct": backend, "haproxy": hap, "linkrouter": ours}
+        rates: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.runs):
+            for name, port in targets.items():
+                rates[name].append(wrk(port, args.duration))
+        med = {name: statistics.median(v) for name, v in rates.items()}
+
+        p99: dict[str, float] = {}
+        for name, port in targets.items():
+            p99[name] = fixedRate(port, args.latency_seconds)
+
+        rssBeforeIdle = rssKB(proxy.pid)
+        socks = idleConnections(ours, 1000)
+        rssIdle = rssKB(proxy.pid)
+        for s in socks:
+            s.close()
+
+        streamBig(ours, 2)  # warm up
+        rssBeforeBig = rssKB(proxy.pid)
+        streamBig(ours, 5)
+        rssAfterBig = rssKB(proxy.pid)
+
+        def row(label: str, fmt: Callable[[str], str]) -> None:
+            print(f"{label:<26}" + "".join(f"{fmt(n):>18}" for n in targets))
+
+        print(f"runs={args.runs} duration={args.duration}s wrk -t1 -c32 keep-alive")
+        print(f"{'':<26}" + "".join(f"{n:>18}" for n in targets))
+        row("requests/s (median)", lambda n: f"{med[n]:,.0f}")
+        row("requests/s (all runs)", lambda n: "/".join(f"{r / 1000:.1f}k" for r in rates[n]))
+        row("p99 ms at 1,000 req/s", lambda n: f"{p99[n]:.3f}")
+        print(f"ratio linkrouter/haproxy: {med['linkrouter'] / med['haproxy']:.2f}")
+        print(f"p99 added over direct at 1k req/s: {p99['linkrouter'] - p99['direct']:.3f} ms")
+        print(
+            f"linkrouter RSS: {rssStart / 1024:.1f} MB at start, "
+            f"{rssBeforeIdle / 1024:.1f} MB after load, "
+            f"{rssIdle / 1024:.1f} MB with 1,000 idle client connections"
+        )
+        print(f"start to first proxied 200: {startup * 1000:.0f} ms")
+        print(
+            f"RSS around 5 x 1 MB streamed responses (slow reader): "
+            f"{rssBeforeBig / 1024:.1f} MB -> {rssAfterBig / 1024:.1f} MB"
+        )
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.test_routing_assembly -*-
+"""
+From a parsed router configuration and a protocol's L{ProtocolHooks} to a
+working L{Router}: the client for each bound name (balancer, failure
+accrual, requeues, attempt timeout, stats) and the service for each
+destination (classifier, retries, total timeout, deadline, stats).
+
+Every protocol builds its router this way, so that the client stack and the
+service policy are the same for HTTP, Thrift and whatever a plugin adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from linkrouter.client.balancer import ClientPolicy
+from linkrouter.client.timeout import AttemptTimeout
+from linkrouter.config import ClientParams, PluginConfig, RouterConfig
+from linkrouter.context import BuildContext
+from linkrouter.interfaces import IClient, IResponseClassifier, ResponseClass
+from linkrouter.naming import Address, Bound, Path
+from linkrouter.policy.config import retryingClient
+from linkrouter.policy.timeouts import Deadline
+
+from .router import Router
+from .stats import StatsClient, StatusOf
+
+
+def _always(request: Any) -> bool:
+    return True
+
+
+def _nothing(*args: Any) -> None:
+    return None
+
+
+@attrs.frozen
+class ProtocolHooks:
+    """
+    What the router core needs from a protocol.
+
+    @ivar connect: the client for one endpoint (a connection pool), given
+        the client parameters that apply to its bound name.
+    @ivar statusOf: a response's status code, for C{status/<code>} metrics.
+    @ivar mayResend: whether a request can be sent again (its body is
+        buffered), for retries.
+    @ivar deadlineOf: the deadline a request carries (C{l5d-ctx-deadline}).
+    @ivar stampDeadline: write the outgoing deadline on a request.
+    @ivar discard: release a response that a retry replaces.
+    @ivar annotateService: mark a request with its destination
+        (C{l5d-dst-service}).
+    @ivar annotateClient: mark a request with the bound name it goes to
+        (C{l5d-dst-client}, C{l5d-dst-residual}).
+    """
+
+    connect: Callable[[Address, ClientParams], IClient]
+    statusOf: StatusOf = _nothing
+    mayResend: Callable[[Any], bool] = _always
+    deadlineOf: Callable[[Any], Deadline | None] = _nothing
+    stampDeadline: Callable[[Any, Deadline], object] = _nothing
+    discard: Callable[[Any], object] = _nothing
+    annotateService: Callable[[Any, Path], object] = _nothing
+    annotateClient: Callable[[Any, Bound], object] = _nothing
+
+
+def _scopeName(path: Path) -> str:
+    return path.show[1:] if len(path) else ""
+
+
+def _build(plugin: PluginConfig, context: BuildContext) -> Any:
+    return plugin.plugin.build(plugin.config, context)
+
+
+@implementer(IClient)
+class _Annotating:
+    """Calls a hook on each request before passing it on."""
+
+    def __init__(self, client: Any, annotate: Callable[[Any], object], withDeadline: Any) -> None:
+        self.client = client
+        self._annotate = annotate
+        self._deadlineOf = withDeadline
+
+    @property
+    def status(self) -> Any:
+        return self.client.status
+
+    def __call__(self, request: Any) -> Deferred[Any]:
+        self._annotate(request)
+        if self._deadlineOf is None:
+            result: Deferred[Any] = self.client(request)
+        else:
+            result = self.client(request, deadline=self._deadlineOf(request))
+        return result
+
+    def close(self) -> Deferred[Any]:
+        result: Deferred[Any] = self.client.close()
+        return result
+
+
+class _Classify:
+    """A response classifier as the balancer's failure accrual uses it."""
+
+    def __init__(self, classifier: IResponseClassifier) -> None:
+        self._classifier = classifier
+
+    def __call__(self, request: object, response: object, failure: Failure | None) -> ResponseClass:
+        verdict = self._classifier.classify(request, response, failure)
+        if isinstance(verdict, ResponseClass):
+            return verdict
+        return ResponseClass.SUCCESS if failure is None else ResponseClass.NON_RETRYABLE_FAILURE
+
+
+def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHooks) -> Router:
+    """
+    The router core for C{config}, with C{context.interpreter} binding and
+    metrics under C{context.stats} (the router's C{rt/<label>} scope).
+    """
+    assert context.interpreter is not None, "the service builds the interpreter first"
+    clock = context.reactor
+    stats = context.stats
+    baseService = config.service.forPath(Path())
+    routerClassifier = (
+        _build(baseService.responseClassifier, context)
+        if baseService.responseClassifier is not None
+        else None
+    )
+
+    def newClient(bound: Bound) -> IClient:
+        params = config.client.forPath(bound.id)
+        scope = stats.scope("client", _scopeName(bound.id))
+        timeoutMs = params.requestAttemptTimeoutMs
+
+        def connect(address: Any) -> IClient:
+            endpoint = hooks.connect(address, params)
+            if timeoutMs:
+                return AttemptTimeout(endpoint, timeoutMs / 1000.0, clock)
+            return endpoint
+
+        policy = ClientPolicy(
+            accrual=_build(params.failureAccrual, context) if params.failureAccrual else None,
+            requeueBudget=params.requeueBudget or ClientPolicy().requeueBudget,
+            failFast=bool(params.failFast),
+            **({"classify": _Classify(routerClassifier)} if routerClassifier is not None else {}),
+        )
+        assert params.loadBalancer is not None, "p2c is the configured default"
+        balancer = _build(params.loadBalancer, context).build(bound.addr, connect, scope, policy)
+        counted = StatsClient(balancer, scope, routerClassifier, clock, hooks.statusOf)
+        return _Annotating(counted, lambda request: hooks.annotateClient(request, bound), None)
+
+    def newService(dst: Path, dispatch: IClient) -> IClient:
+        params = config.service.forPath(dst)
+        scope = stats.scope("service", _scopeName(dst))
+        classifier = (
+            _build(params.responseClassifier, context)
+            if params.responseClassifier is not None
+            else routerClassifier
+        )
+        retrying = retryingClient(
+            dispatch,
+            params,
+            classifier or _NoOpinion(),
+            clock,
+            scope,
+            mayResend=hooks.mayResend,
+            stampDeadline=hooks.stampDeadline,
+            discard=hooks.discard,
+        )
+        counted = StatsClient(retrying, scope, classifier, clock, hooks.statusOf)
+        return _Annotating(
+            counted, lambda request: hooks.annotateService(request, dst), hooks.deadlineOf
+        )
+
+    def evict(kind: str, name: str) -> None:
+        remove = getattr(stats, "remove", None)
+        if remove is not None:
+            remove(kind, name.lstrip("/"))
+
+    router = Router(
+        config.label,
+        config.dtab,
+        context.interpreter,
+        newClient,
+        newService,
+        clock,
+        bindingTimeout=config.bindingTimeoutMs / 1000.0,
+        idleTtl=float(config.bindingCache.idleTtlSecs),
+        onEvict=evict,
+    )
+    return router
+
+
+@implementer(IResponseClassifier)
+class _NoOpinion:
+    def classify(self, request: object, response: object, failure: object) -> None:
+        return None

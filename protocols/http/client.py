@@ -1,0 +1,568 @@
+# -*- test-case-name: tests.test_http_client -*-
+"""
+The HTTP/1.1 client: one connection per request in flight
+(L{HTTPClientProtocol}) and a keep-alive pool per endpoint (L{HTTPPool},
+an L{IClient}).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import attrs
+import httptools
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IAddress,
+    IConnector,
+    IDelayedCall,
+    IReactorTCP,
+    IReactorTime,
+)
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from linkrouter.interfaces import IClient, Status
+from protocols.http.errors import (
+    ConnectionClosed,
+    ConnectionFailed,
+    MalformedResponse,
+    PoolExhausted,
+)
+from protocols.http.message import (
+    BodyStream,
+    Header,
+    Headers,
+    Request,
+    Response,
+    bodiless,
+    parseHeaders,
+    serializeHead,
+    write,
+)
+
+log = Logger()
+
+_NEVER = 2**62
+
+
+@attrs.frozen
+class PoolConfig:
+    """
+    Linkerd's C{hostConnectionPool} (C{maxSize}, C{idleTimeMs},
+    C{maxWaiters}) plus the connect timeout and the size up to which a
+    response body with C{Content-Length} is buffered whole.
+    """
+
+    maxSize: int = _NEVER
+    idleTimeMs: int | None = None
+    maxWaiters: int = _NEVER
+    connectTimeoutMs: int = 1000
+    streamAfterContentLengthKB: int = 5
+
+
+class _Call:
+    """One request on its way through the pool; its Deferred's canceller."""
+
+    __slots__ = ("conn", "deferred", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.conn: HTTPClientProtocol | None = None
+        self.deferred: Deferred[Response] = Deferred(self._cancel)
+
+    def _cancel(self, d: Deferred[Response]) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn.abort()
+
+
+class _RequestWriter:
+    """Writes a streamed request body upstream."""
+
+    __slots__ = ("chunked", "conn")
+
+    def __init__(self, conn: HTTPClientProtocol, chunked: bool) -> None:
+        self.conn = conn
+        self.chunked = chunked
+
+    def bodyData(self, data: bytes) -> None:
+        transport = self.conn.transport
+        if not data or transport is None:
+            return
+        if self.chunked:
+            write(transport, b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            write(transport, data)
+
+    def bodyEnd(self, trailers: Headers | None) -> None:
+        conn = self.conn
+        transport = conn.transport
+        if transport is None:
+            return
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        if self.chunked:
+            write(transport, serializeHead(b"0", trailers or ()) if trailers else b"0\r\n\r\n")
+        if conn._tunnel:
+            transport.loseConnection()
+            return
+        conn._requestDone = True
+        conn._maybeIdle()
+
+    def bodyError(self, reason: Failure) -> None:
+        self.conn.abort()
+
+
+class HTTPClientProtocol(Protocol):
+    """
+    One upstream connection carrying one request at a time.  It is handed
+    back to its pool only once both the request and the response are
+    complete, and never after a cancellation or an error.
+    """
+
+    def __init__(self, pool: HTTPPool, firstCall: _Call | None = None) -> None:
+        self.pool = pool
+        self._firstCall = firstCall
+        self._streamAfter = pool.config.streamAfterContentLengthKB * 1024
+        self._parser = httptools.HttpResponseParser(self)
+        self._call: _Call | None = None
+        self._reusable = True
+        self._requestDone = True
+        self._responseDone = True
+        self._written = False
+        self._tunnel = False
+        self._resetParser = False
+        self.idleSince = 0.0
+        self._resetMessage()
+
+    def _resetMessage(self) -> None:
+        self._headers: list[Header] = []
+        self._reason = b""
+        self._body: list[bytes] | BodyStream | None = None
+        self._trailers: Headers | None = None
+        self._inBody = False
+        self._untilClose = False
+        self._response: Response | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self._reusable and self.transport is not None and self._call is None
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
+        call, self._firstCall = self._firstCall, None
+        if call is not None:
+            self.pool._connected(self, call)
+
+    # -- sending
+
+    def send(self, call: _Call) -> None:
+        transport = self.transport
+        assert transport is not None and self._call is None
+        call.conn = self
+        self._call = call
+        request = call.request
+        self._requestDone = self._responseDone = False
+        self._written = True
+        self._tunnel = False
+        body = request.body
+        headers = request.headers
+        extra = b""
+        if headers.get(b"host") is None:
+            extra = b"Host: %s\r\n" % self.pool.authority
+        chunked = False
+        if isinstance(body, bytes):
+            if body or request.method in (b"POST", b"PUT", b"PATCH"):
+                extra += b"Content-Length: %d\r\n" % len(body)
+        elif body.tunnel:
+            self._tunnel = True
+            if request.method != b"CONNECT":
+                extra += b"Connection: upgrade\r\n"
+        elif body.length is not None:
+            extra += b"Content-Length: %d\r\n" % body.length
+        else:
+            extra += b"Transfer-Encoding: chunked\r\n"
+            chunked = True
+        head = serializeHead(b"%s %s HTTP/1.1" % (request.method, request.uri), headers.raw, extra)
+        if isinstance(body, bytes):
+            write(transport, head + body)
+            self._requestDone = True
+            return
+        write(transport, head)
+        transport.registerProducer(body, True)  # type: ignore[attr-defined]
+        body.attach(_RequestWriter(self, chunked))
+
+    def abort(self) -> None:
+        """Abandon the request in flight: the connection is closed, not reused."""
+        self._reusable = False
+        body = self._call.request.body if self._call is not None else None
+        if isinstance(body, BodyStream) and not body.ended:
+            body.stopProducing()
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    # -- IPushProducer for the response body
+
+    def pauseProducing(self) -> None:
+        if self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        if self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def stopProducing(self) -> None:
+        self.abort()
+
+    # -- receiving
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._tunnel and self._inBody:
+            body = self._body
+            assert isinstance(body, BodyStream)
+            body.write(data)
+            return
+        if self._call is None:
+            log.info("unexpected data from {peer}, closing", peer=self.pool.authority)
+            self.abort()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            rest = data[e.args[0] :]
+            if rest:
+                self.dataReceived(rest)
+        except httptools.HttpParserCallbackError as e:
+            log.failure("bug while parsing a response", Failure(e.__context__ or e))
+            self._error(MalformedResponse("internal error while reading the response"))
+        except httptools.HttpParserError as e:
+            if self._tunnel and self._inBody:
+                # A 101 without "Connection: upgrade": llhttp stops without
+                # saying where; the tunnel starts after the blank line.
+                end = data.find(b"\r\n\r\n")
+                if end >= 0 and data[end + 4 :]:
+                    self.dataReceived(data[end + 4 :])
+                return
+            self._error(MalformedResponse(f"malformed response from {self.pool.authority!r}: {e}"))
+        if self._resetParser:
+            self._resetParser = False
+            self._parser = httptools.HttpResponseParser(self)
+
+    def on_message_begin(self) -> None:
+        self._resetMessage()
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._inBody:
+            if self._trailers is None:
+                self._trailers = Headers()
+            self._trailers.add(name, value)
+        else:
+            self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        call = self._call
+        assert call is not None
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim responses are not forwarded
+        self._inBody = True
+        request = call.request
+        method = request.method
+        tunnel = (status == 101 and self._tunnel) or (method == b"CONNECT" and status < 300)
+        reqBody = request.body
+        if isinstance(reqBody, BodyStream) and reqBody.tunnel and not tunnel:
+            self._reusable = False  # upgrade refused
+        self._tunnel = tunnel
+        raw = self._headers
+        if bodiless(method, status) and not tunnel:
+            headers = Headers(
+                [h for h in raw if h[0].lower() not in _BODILESS_DROP] if raw else raw
+            )
+            self._finishResponse(Response(status, headers, b"", self._reason))
+            if method == b"HEAD":
+                self._resetParser = True  # llhttp would wait for the announced body
+            return
+        headers, length, chunked, _, _ = parseHeaders(raw, tunnel)
+        response = Response(status, headers, b"", self._reason)
+        if tunnel:
+            self._reusable = False
+            response.body = self._body = BodyStream(self, tunnel=True)
+        elif chunked or length is None or length > self._streamAfter:
+            response.body = self._body = BodyStream(self, None if chunked else length)
+            if not chunked and length is None:
+                self._reusable = False  # the body ends when the connection does
+                self._untilClose = True
+        else:
+            self._body = []
+            self._response = response
+            return
+        self._fire(response)
+
+    def on_body(self, data: bytes) -> None:
+        body = self._body
+        if isinstance(body, BodyStream):
+            body.write(data)
+        elif body is not None:
+            body.append(data)
+
+    def on_message_complete(self) -> None:
+        if not self._inBody:
+            return  # an interim response
+        body = self._body
+        if not self._parser.should_keep_alive():
+            self._reusable = False
+        if isinstance(body, BodyStream):
+            if not body.tunnel:
+                body.finish(self._trailers)
+                self._endResponse()
+        elif body is not None and self._response is not None:
+            self._response.body = b"".join(body)
+            self._finishResponse(self._response)
+
+    def _fire(self, response: Response) -> None:
+        call = self._call
+        assert call is not None
+        if not call.deferred.called:
+            call.deferred.callback(response)
+
+    def _finishResponse(self, response: Response) -> None:
+        self._inBody = False
+        self._fire(response)
+        self._endResponse()
+
+    def _endResponse(self) -> None:
+        self._inBody = False
+        self._responseDone = True
+        if not self._parser.should_keep_alive():
+            self._reusable = False
+        self._maybeIdle()
+
+    def _maybeIdle(self) -> None:
+        if not (self._requestDone and self._responseDone) or self._call is None:
+            return
+        self._call = None
+        if self._reusable and self.transport is not None:
+            self.pool._release(self)
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+    def _error(self, exc: Exception) -> None:
+        self._reusable = False
+        call = self._call
+        body = self._body
+        if isinstance(body, BodyStream):
+            body.fail(Failure(exc))
+        if call is not None and not call.deferred.called:
+            call.deferred.errback(Failure(exc))
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        self._reusable = False
+        call, self._call = self._call, None
+        self.pool._lost(self)
+        body = self._body
+        if self._inBody and isinstance(body, BodyStream):
+            if body.tunnel or self._untilClose:
+                body.finish()  # tunnels and close-delimited bodies end here
+            else:
+                body.fail(Failure(ConnectionClosed(f"{self.pool.authority!r} closed mid-response")))
+        if call is not None:
+            reqBody = call.request.body
+            if isinstance(reqBody, BodyStream) and not reqBody.ended:
+                reqBody.stopProducing()
+            if not call.deferred.called:
+                call.deferred.errback(
+                    Failure(
+                        ConnectionClosed(
+                            f"connection to {self.pool.authority.decode()} closed before the"
+                            f" response: {reason.getErrorMessage()}"
+                        )
+                    )
+                )
+
+
+_BODILESS_DROP = frozenset([b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer"])
+
+
+class _ConnectFactory(ClientFactory):
+    def __init__(self, pool: HTTPPool, call: _Call | None) -> None:
+        self.pool = pool
+        self.call = call
+
+    def buildProtocol(self, addr: IAddress | None) -> HTTPClientProtocol:
+        return HTTPClientProtocol(self.pool, self.call)
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        self.pool._connectFailed(self.call, reason)
+
+
+@implementer(IClient)
+class HTTPPool:
+    """
+    Keep-alive connections to one endpoint.  Idle connections are reused
+    most-recent first; new ones are made up to C{maxSize}; beyond that,
+    requests wait (up to C{maxWaiters}, then fail with L{PoolExhausted}).
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        clock: IReactorTime,
+        host: str,
+        port: int,
+        config: PoolConfig | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.clock = clock
+        self.host = host
+        self.port = port
+        self.config = config or PoolConfig()
+        self.authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
+        self._idle: list[HTTPClientProtocol] = []
+        self._size = 0
+        self._waiters: deque[_Call] = deque()
+        self._closed = False
+        self._reaper: IDelayedCall | None = None
+        self._closing: Deferred[None] | None = None
+
+    @property
+    def status(self) -> Status:
+        if self._closed:
+            return Status.CLOSED
+        if (
+            not self._idle
+            and self._size >= self.config.maxSize
+            and len(self._waiters) >= self.config.maxWaiters
+        ):
+            return Status.BUSY
+        return Status.OPEN
+
+    @property
+    def size(self) -> int:
+        """Connections open or being opened."""
+        return self._size
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def __call__(self, request: Request) -> Deferred[Response]:
+        if self._closed:
+            return fail(ConnectionFailed(f"the pool for {self.authority.decode()} is closed"))
+        call = _Call(request)
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.usable:
+                conn.send(call)
+                return call.deferred
+        if self._size < self.config.maxSize:
+            self._connect(call)
+        elif len(self._waiters) < self.config.maxWaiters:
+            self._waiters.append(call)
+        else:
+            return fail(
+                PoolExhausted(
+                    f"{self.authority.decode()}: {self._size} connections and"
+                    f" {len(self._waiters)} waiters"
+                )
+            )
+        return call.deferred
+
+    def _connect(self, call: _Call | None) -> None:
+        self._size += 1
+        self.reactor.connectTCP(
+            self.host,
+            self.port,
+            _ConnectFactory(self, call),
+            timeout=self.config.connectTimeoutMs / 1000,
+        )
+
+    def _connected(self, conn: HTTPClientProtocol, call: _Call) -> None:
+        if call.deferred.called:  # cancelled while connecting
+            self._release(conn)
+        else:
+            conn.send(call)
+
+    def _connectFailed(self, call: _Call | None, reason: Failure) -> None:
+        self._size -= 1
+        if call is not None and not call.deferred.called:
+            call.deferred.errback(
+                Failure(
+                    ConnectionFailed(
+                        f"cannot connect to {self.authority.decode()}: {reason.getErrorMessage()}"
+                    )
+                )
+            )
+        self._serveWaiters()
+
+    def _release(self, conn: HTTPClientProtocol) -> None:
+        if self._closed:
+            conn.abort()
+            return
+        waiters = self._waiters
+        while waiters:
+            call = waiters.popleft()
+            if not call.deferred.called:
+                conn.send(call)
+                return
+        conn.idleSince = self.clock.seconds()
+        self._idle.append(conn)
+        if self.config.idleTimeMs is not None and self._reaper is None:
+            self._reaper = self.clock.callLater(self.config.idleTimeMs / 1000, self._reap)
+
+    def _lost(self, conn: HTTPClientProtocol) -> None:
+        self._size -= 1
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if self._closing is not None and self._size == 0:
+            self._closing.callback(None)
+        else:
+            self._serveWaiters()
+
+    def _serveWaiters(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0].deferred.called:
+            waiters.popleft()
+        if waiters and self._size < self.config.maxSize and not self._closed:
+            self._connect(waiters.popleft())
+
+    def _reap(self) -> None:
+        self._reaper = None
+        idleTime = (self.config.idleTimeMs or 0) / 1000
+        deadline = self.clock.seconds() - idleTime
+        for conn in [c for c in self._idle if c.idleSince <= deadline]:
+            self._idle.remove(conn)
+            conn.abort()
+        if self._idle:
+            oldest = min(c.idleSince for c in self._idle)
+            delay = max(oldest + idleTime - self.clock.seconds(), 0.001)
+            self._reaper = self.clock.callLater(delay, self._reap)
+
+    def close(self) -> Deferred[None]:
+        """Fail waiters, close idle connections; fires once every connection is gone."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        waiters, self._waiters = self._waiters, deque()
+        for call in waiters:
+            if not call.deferred.called:
+                call.deferred.errback(ConnectionFailed("the pool was closed"))
+        for conn in self._idle[:]:
+            conn.abort()
+        d: Deferred[None] = Deferred()
+        if self._size == 0:
+            d.callback(None)
+        else:
+            self._closing = d
+        return d

@@ -1,0 +1,185 @@
+"""
+Tests for L{protocols.http.headers}, L{protocols.http.errors},
+L{protocols.http.message} and L{protocols.http.accesslog}.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote_plus
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from protocols.http import errors
+from protocols.http import headers as l5d
+from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
+from protocols.http.message import BodyStream, Headers, Request, Response, parseHeaders
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.peer = IPv4Address("TCP", "10.0.0.1", 5555)
+        self.host = IPv6Address("TCP", "::1", 4140)
+        self.ctx: dict[str, object] = {}
+
+
+class HeaderTests(SynchronousTestCase):
+    def test_prepareRequest(self) -> None:
+        r = Request(b"GET", b"/", Headers([(b"Via", b"1.1 a"), (b"l5d-dst-service", b"spoof")]))
+        l5d.prepareRequest(r, b"/svc/a", b"/$/inet/h/1", b"/rest")
+        h = r.headers
+        self.assertEqual(h.get(b"l5d-dst-service"), b"/svc/a")
+        self.assertEqual(h.get(b"l5d-dst-client"), b"/$/inet/h/1")
+        self.assertEqual(h.get(b"l5d-dst-residual"), b"/rest")
+        self.assertEqual(len(h.get(b"l5d-reqid") or b""), 16)
+        self.assertEqual(h.getAll(b"via"), [b"1.1 a, 1.1 linkrouter"])
+        self.assertEqual(l5d.callDepth(r), 2)
+
+    def test_prepareResponse(self) -> None:
+        resp = l5d.prepareResponse(Response(200))
+        self.assertEqual(resp.headers.raw, [(b"Via", b"1.1 linkrouter")])
+
+    def test_clearContext(self) -> None:
+        r = Request(
+            b"GET",
+            b"/",
+            Headers([(b"L5d-Ctx-Trace", b"x"), (b"l5d-dtab", b"/a=>/b"), (b"X", b"1")]),
+        )
+        self.assertEqual(l5d.contextHeaders(r), {b"l5d-ctx-trace": b"x"})
+        l5d.clearContext(r)
+        self.assertEqual(r.headers.raw, [(b"X", b"1")])
+
+    def test_localDtabOrder(self) -> None:
+        r = Request(
+            b"GET",
+            b"/",
+            Headers(
+                [(b"l5d-dtab", b"/c=>/d"), (b"dtab-local", b"/b=>/c"), (b"l5d-ctx-dtab", b"/a=>/b")]
+            ),
+        )
+        self.assertEqual(l5d.localDtab(r), "/a=>/b;/b=>/c;/c=>/d")
+        self.assertEqual(r.headers.raw, [(b"l5d-ctx-dtab", b"/a=>/b;/b=>/c;/c=>/d")])
+        self.assertEqual(l5d.localDtab(Request(b"GET", b"/")), "")
+
+    def test_forwarded(self) -> None:
+        r = Request(b"GET", b"/", Headers([(b"Host", b"web")]))
+        r.ctx["server"] = FakeServer()
+        l5d.addForwarded(
+            r,
+            l5d.labeler(l5d.LabelerConfig("ip:port")),
+            l5d.labeler(l5d.LabelerConfig("ip")),
+        )
+        self.assertEqual(
+            r.headers.get(b"forwarded"), b'by="[::1]:4140";for=10.0.0.1;host="web";proto=http'
+        )
+        static = l5d.labeler(l5d.LabelerConfig("static", "linkerd"))
+        conn = l5d.labeler(l5d.LabelerConfig("connectionRandom"))
+        first, second = conn(None, r), conn(None, r)
+        self.assertEqual(first, second)
+        self.assertTrue(first.startswith("_"))
+        self.assertEqual(static(None, r), "_linkerd")
+        self.assertEqual(l5d.labeler(l5d.LabelerConfig("router"), "int")(None, r), "_int")
+        self.assertNotEqual(
+            l5d.labeler(l5d.LabelerConfig())(None, r), l5d.labeler(l5d.LabelerConfig())(None, r)
+        )
+        self.assertRaises(ValueError, l5d.labeler, l5d.LabelerConfig("nope"))
+
+    def test_timestamp(self) -> None:
+        r = Request(b"GET", b"/")
+        l5d.addTimestamp(r, b"x-ts", 12.5)
+        self.assertEqual(r.headers.get(b"x-ts"), b"12500")
+
+
+class ErrorTests(SynchronousTestCase):
+    def test_noHosts(self) -> None:
+        resp = errors.noHosts("/svc/foo", "dtab: /svc=>/#/io.l5d.fs\n/svc/foo\n  neg")
+        self.assertEqual(resp.status, 502)
+        assert isinstance(resp.body, bytes)
+        self.assertTrue(resp.body.startswith(b"No hosts are available for /svc/foo\n\ndtab:"))
+        err = resp.headers.get(b"l5d-err")
+        assert err is not None
+        self.assertNotIn(b"\n", err)
+        self.assertTrue(unquote_plus(err.decode()).startswith("No hosts are available"))
+
+    def test_truncated(self) -> None:
+        resp = errors.errorResponse(400, "x" * 5000, maxErrResponseKB=1)
+        assert isinstance(resp.body, bytes)
+        self.assertEqual(len(resp.body), 1024)
+
+    def test_fromFailure(self) -> None:
+        refused = errors.fromFailure(Failure(errors.ConnectionFailed("refused")))
+        self.assertEqual((refused.status, refused.headers.get(b"l5d-retryable")), (502, b"true"))
+        lost = errors.fromFailure(Failure(errors.ConnectionClosed("gone")))
+        self.assertEqual((lost.status, lost.headers.get(b"l5d-retryable")), (502, None))
+        self.assertEqual(errors.fromFailure(Failure(errors.PoolExhausted("full"))).status, 503)
+        from twisted.internet.defer import TimeoutError
+
+        self.assertEqual(errors.fromFailure(Failure(TimeoutError())).status, 504)
+        self.assertEqual(errors.overloaded(10).status, 503)
+        self.assertEqual(errors.timeout("/svc/a", 100).status, 504)
+        self.assertEqual(errors.unidentified("no host").status, 400)
+
+
+class MessageTests(SynchronousTestCase):
+    def test_parseHeaders(self) -> None:
+        h, length, chunked, expect, tokens = parseHeaders(
+            [(b"Content-Length", b"5"), (b"Connection", b"X-A"), (b"X-A", b"1"), (b"B", b"2")],
+            False,
+        )
+        self.assertEqual(
+            (h.raw, length, chunked, expect, tokens), ([(b"B", b"2")], 5, False, False, [b"x-a"])
+        )
+        self.assertEqual(parseHeaders([(b"Content-Length", b"x")], False)[1], -1)
+
+    def test_streamBuffersThenPausesSource(self) -> None:
+        events: list[str] = []
+
+        class Source:
+            def pauseProducing(self) -> None:
+                events.append("pause")
+
+            def resumeProducing(self) -> None:
+                events.append("resume")
+
+            def stopProducing(self) -> None:
+                events.append("stop")
+
+        stream = BodyStream(Source(), highWater=10)
+        stream.write(b"12345")
+        stream.write(b"678901")
+        self.assertEqual(events, ["pause"])
+        got: list[object] = []
+
+        class Consumer:
+            def bodyData(self, data: bytes) -> None:
+                got.append(data)
+
+            def bodyEnd(self, trailers: Headers | None) -> None:
+                got.append("end")
+
+            def bodyError(self, reason: Failure) -> None:
+                got.append(reason)
+
+        stream.attach(Consumer())
+        self.assertEqual(events, ["pause", "resume"])
+        stream.finish()
+        self.assertEqual(got, [b"12345", b"678901", "end"])
+        other = BodyStream(Source())
+        other.stopProducing()
+        self.assertEqual(events[-1], "stop")
+
+
+class AccessLogTests(SynchronousTestCase):
+    def test_line(self) -> None:
+        path = os.path.join(self.mktemp())
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        log = AccessLog(AccessLogConfig(path, "10.megabytes", True, 3))
+        self.addCleanup(log.close)
+        log(Request(b"GET", b"/x?y"), Response(200, body=b"hello"), FakeServer())
+        with open(path) as f:
+            line = f.read()
+        self.assertRegex(line, r'^10\.0\.0\.1 - - \[.+\] "GET /x\?y HTTP/1\.1" 200 5\n$')
+        self.assertIsNone(rollPolicyError("daily"))
+        self.assertIsNotNone(rollPolicyError("weekly"))
