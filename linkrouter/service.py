@@ -14,7 +14,7 @@ C{admin.shutdownGraceMs} to finish before everything is closed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -22,14 +22,14 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError, ReactorNotRunning
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from linkrouter._plugins import PluginRegistry
 from linkrouter.config import LinkerConfig, PluginConfig, RouterConfig
 from linkrouter.context import BuildContext, IDrainable
-from linkrouter.interfaces import IDelegator, IInterpreter, INamer, ITelemeter, ITransformer
-from linkrouter.naming import Activity, Path
+from linkrouter.interfaces import IInterpreter, INamer, ITelemeter
+from linkrouter.naming import Path
 from linkrouter.telemetry import MetricsRegistry
+from namers.transformers import TransformingInterpreter, TransformingNamer
 
 log = Logger()
 
@@ -41,44 +41,6 @@ class StartupError(Exception):
     """
     The router cannot start; C{str()} is one line naming the cause.
     """
-
-
-def _transform(activity: Any, transformers: Sequence[ITransformer]) -> Any:
-    for transformer in transformers:
-        activity = activity.flatMap(transformer.transform)
-    return activity
-
-
-@implementer(INamer)
-@attrs.frozen
-class TransformedNamer:
-    """
-    A namer whose answers go through transformers, in order.
-    """
-
-    namer: INamer
-    transformers: tuple[ITransformer, ...]
-
-    def lookup(self, path: object) -> Activity[Any]:
-        return _transform(self.namer.lookup(path), self.transformers)  # type: ignore[no-any-return]
-
-
-@implementer(IInterpreter, IDelegator)
-@attrs.frozen
-class TransformedInterpreter:
-    """
-    An interpreter whose bound trees go through transformers, in order;
-    delegation explains the untransformed binding.
-    """
-
-    interpreter: IInterpreter
-    transformers: tuple[ITransformer, ...]
-
-    def bind(self, dtab: object, path: object) -> Activity[Any]:
-        return _transform(self.interpreter.bind(dtab, path), self.transformers)  # type: ignore[no-any-return]
-
-    def delegate(self, dtab: object, path: object) -> Deferred[Any]:
-        return IDelegator(self.interpreter).delegate(dtab, path)
 
 
 @attrs.frozen
@@ -226,7 +188,7 @@ class LinkerService(MultiService):
                 _build(f"{what}.transformers", t, context) for t in namerEntry.transformers
             ]
             if transformers:
-                namer = TransformedNamer(namer, tuple(transformers))
+                namer = TransformingNamer(namer, transformers)
             namers.append((Path(b"#") + namerEntry.prefix, namer))
         linker.namers = tuple(namers)
         base = attrs.evolve(base, namers=linker.namers)
@@ -252,7 +214,7 @@ class LinkerService(MultiService):
             for t in router.interpreter.transformers
         ]
         if transformers:
-            interpreter = TransformedInterpreter(interpreter, tuple(transformers))
+            interpreter = TransformingInterpreter(interpreter, transformers)
         context = attrs.evolve(context, interpreter=interpreter)
         try:
             service = IService(router.plugin.buildRouter(router, context))

@@ -16,7 +16,7 @@ Also the helpers the service builds namers and interpreters with
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -24,12 +24,11 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from linkrouter.config import REQUIRED, InterpreterConfig, NamerEntry, Section
+from linkrouter.config import REQUIRED, Section
 from linkrouter.interfaces import (
     IDelegator,
     IInterpreter,
     IInterpreterPlugin,
-    INamer,
     IStatsReceiver,
 )
 from linkrouter.naming import (
@@ -49,7 +48,6 @@ from linkrouter.naming import (
 
 from ._config import resolvePath
 from ._watch import DirectoryWatch, Listing, inotifyAvailable
-from .transformers import TransformingInterpreter, TransformingNamer, buildTransformers
 
 _log = Logger(namespace="linkrouter.namers.interpreters")
 
@@ -185,29 +183,6 @@ class FsInterpreterPlugin:
             reactor if inotifyAvailable(reactor) else None,
             context.stats.scope("interpreter"),
         )
-
-
-def buildInterpreter(config: InterpreterConfig | None, context: Any) -> IInterpreter:
-    """
-    A router's interpreter from its C{interpreter:} configuration (the
-    C{default} kind when C{config} or its plugin is C{None}), with its
-    transformers applied.
-    """
-    plugin = config.plugin if config is not None else None
-    interpreter: IInterpreter
-    if plugin is None:
-        interpreter = defaultInterpreter.build(None, context)
-    else:
-        interpreter = cast(IInterpreter, plugin.plugin.build(plugin.config, context))
-    transformers = buildTransformers(config.transformers if config else (), context)
-    return TransformingInterpreter(interpreter, transformers) if transformers else interpreter
-
-
-def buildNamer(entry: NamerEntry, context: Any) -> INamer:
-    """A configured namer, with its transformers applied."""
-    namer = cast(INamer, entry.plugin.plugin.build(entry.plugin.config, context))
-    transformers = buildTransformers(entry.transformers, context)
-    return TransformingNamer(namer, transformers) if transformers else namer
 
 
 defaultInterpreter = DefaultInterpreterPlugin()

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from linkrouter._plugins import PluginRegistry
-from linkrouter.config import Document, InterpreterConfig, NamerEntry, PluginConfig
+from linkrouter.config import Document, InterpreterConfig, PluginConfig
 from linkrouter.interfaces import (
     IDelegator,
     IInterpreter,
@@ -37,12 +37,16 @@ from namers.interpreters import (
     DtabFileError,
     FsDtabInterpreter,
     FsInterpreterConfig,
-    buildInterpreter,
-    buildNamer,
     defaultInterpreter,
     fsInterpreter,
 )
-from namers.transformers import TransformerConfig, TransformingInterpreter, port
+from namers.transformers import (
+    TransformerConfig,
+    TransformingInterpreter,
+    TransformingNamer,
+    buildTransformers,
+    port,
+)
 
 from .test_namers_fs import LogCapture, leafOf, metricValue, stateOf
 
@@ -103,38 +107,30 @@ class DefaultInterpreterTests(Fixture):
         activity = interpreter.bind(Dtab.read("/svc=>/#/io.l5d.fs"), P("/svc/web"))
         self.assertEqual(self.addressesOf(activity), addrs(("127.0.0.1", 8080)))
 
-    def test_buildInterpreterWithTransformers(self):
+    def test_interpreterWithTransformers(self):
         config = InterpreterConfig(
             PluginConfig(defaultInterpreter, None),
             (PluginConfig(port, TransformerConfig(P("/%/io.l5d.port/1"), 1)),),
         )
-        interpreter = buildInterpreter(config, self.context())
-        self.assertIsInstance(interpreter, TransformingInterpreter)
+        interpreter = TransformingInterpreter(
+            defaultInterpreter.build(None, self.context()),
+            buildTransformers(config.transformers, self.context()),
+        )
         self.assertTrue(IDelegator.providedBy(interpreter))
         activity = interpreter.bind(Dtab.read("/svc=>/#/io.l5d.fs"), P("/svc/web"))
         self.assertEqual(self.addressesOf(activity), addrs(("127.0.0.1", 1)))
         self.assertEqual(leafOf(activity).id, P("/%/io.l5d.port/1/#/io.l5d.fs/web"))
 
-    def test_buildInterpreterDefault(self):
-        self.assertIsInstance(buildInterpreter(None, self.context()), ConfiguredNamersInterpreter)
-        plain = buildInterpreter(InterpreterConfig(None), self.context())
-        self.assertIsInstance(plain, ConfiguredNamersInterpreter)
-
-    def test_buildNamer(self):
-        entry = NamerEntry(
-            P("/io.l5d.fs"),
-            PluginConfig(fsNamer, FsConfig("disco", P("/#/io.l5d.fs"))),
-            (PluginConfig(port, TransformerConfig(P("/%/p"), 2)),),
+    def test_namerWithTransformers(self):
+        namer = TransformingNamer(
+            fsNamer.build(FsConfig("disco", P("/#/io.l5d.fs")), self.context()),
+            buildTransformers(
+                [PluginConfig(port, TransformerConfig(P("/%/p"), 2))], self.context()
+            ),
         )
-        namer = buildNamer(entry, self.context())
         activity = namer.lookup(P("/web"))
         self.assertEqual(self.addressesOf(activity), addrs(("127.0.0.1", 2)))
         self.assertEqual(leafOf(activity).id, P("/%/p/#/io.l5d.fs/web"))
-        plain = buildNamer(
-            NamerEntry(P("/x"), PluginConfig(fsNamer, FsConfig("disco", P("/#/x")))),
-            self.context(),
-        )
-        self.assertIsInstance(plain, FsNamer)
 
 
 class FsInterpreterTests(Fixture):
