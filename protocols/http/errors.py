@@ -60,13 +60,16 @@ def errorResponse(
     message: str,
     retryable: bool = False,
     maxErrResponseKB: int = DEFAULT_MAX_ERR_RESPONSE_KB,
+    detail: str = "",
 ) -> Response:
     """
     A router-made response: C{l5d-err} holds C{message} URL-encoded, the body
-    holds it as text, both cut to C{maxErrResponseKB}.
+    holds it as text followed by C{detail} (for a human: the dtab, the
+    delegation steps), both cut to C{maxErrResponseKB}.
     """
     limit = maxErrResponseKB * 1024
-    body = message.encode("utf-8")[:limit]
+    text = message + ("\n\n" + detail.rstrip("\n") if detail else "")
+    body = text.encode("utf-8")[:limit]
     if not body.endswith(b"\n"):
         body = body[: limit - 1] + b"\n"
     headers = Headers(
@@ -95,10 +98,13 @@ def noHosts(dst: str, explanation: str = "", maxErrResponseKB: int = 5) -> Respo
     502: C{dst} binds to no endpoint.  C{explanation} (the dtab and the
     delegation steps) follows the first line.
     """
-    message = f"No hosts are available for {dst}"
-    if explanation:
-        message += "\n\n" + explanation.rstrip("\n")
-    return errorResponse(502, message, retryable=True, maxErrResponseKB=maxErrResponseKB)
+    return errorResponse(
+        502,
+        f"No hosts are available for {dst}",
+        retryable=True,
+        maxErrResponseKB=maxErrResponseKB,
+        detail=explanation,
+    )
 
 
 def timeout(dst: str, ms: float) -> Response:

@@ -1,0 +1,352 @@
+# -*- test-case-name: tests.test_http_router -*-
+"""
+The C{http} protocol plugin: Linkerd's HTTP/1.1 router keys, and the router
+built from the HTTP engine (L{protocols.http.server},
+L{protocols.http.client}) and the protocol-neutral router core.
+
+Per request: C{clearContext}, the call-depth check, C{maxConcurrentRequests},
+C{timestampHeader} and C{addForwardedHeader} on the server side; then the
+identifiers name the request, the router core binds and balances, the
+service policy retries and times out, and the informational C{l5d-*}
+headers are set on the way out.  Anything the router cannot deliver gets a
+router-made response with C{l5d-err}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer, provider
+
+from linkrouter.config import REQUIRED, ClientParams, RouterConfig, Section, ServerConfig
+from linkrouter.context import BuildContext
+from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin, Status
+from linkrouter.naming import Address, Bound, Path
+from linkrouter.policy.timeouts import DEADLINE_HEADER, Deadline, RequestTimeout, readDeadline
+from linkrouter.routing import (
+    BindingTimeout,
+    Identified,
+    NoHostsAvailable,
+    RoutingError,
+    Unidentified,
+)
+from linkrouter.routing.assembly import ProtocolHooks, buildRouter
+from linkrouter.routing.service import RouterService
+from linkrouter.routing.stats import StatsClient
+from protocols.http import errors
+from protocols.http import headers as l5d
+from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
+from protocols.http.client import HTTPPool, PoolConfig
+from protocols.http.identifiers import IdentifierChain
+from protocols.http.message import BodyStream, Request, Response
+from protocols.http.server import HTTPServerFactory
+from protocols.http.server import ServerConfig as EngineConfig
+
+log = Logger()
+
+_LABELERS = ("ip", "ip:port", "connectionRandom", "requestRandom", "router", "static")
+
+
+@attrs.frozen
+class HttpRouterConfig:
+    """The C{http} router keys beyond the common ones."""
+
+    engine: EngineConfig = attrs.field(factory=EngineConfig)
+    maxChunkKB: int = 8
+    maxResponseKB: int = 5120
+    compressionLevel: int = -1
+    maxCallDepth: int = l5d.DEFAULT_MAX_CALL_DEPTH
+    accessLog: AccessLogConfig | None = None
+
+
+@attrs.frozen
+class HttpServerConfig:
+    """The C{http} keys of one C{servers[]} entry."""
+
+    addForwardedHeader: tuple[l5d.LabelerConfig, l5d.LabelerConfig] | None = None
+    timestampHeader: str | None = None
+
+
+def _kb(section: Section, key: str, default: int) -> int:
+    value = section.get(key, int, default)
+    if value is None or value < 0:
+        if value is not None:
+            section.error("must be 0 or more", key)
+        return default
+    return int(value)
+
+
+def _labeler(section: Section, key: str) -> l5d.LabelerConfig:
+    sub = section.section(key)
+    kind = sub.get("kind", str, "requestRandom") or "requestRandom"
+    if kind not in _LABELERS:
+        sub.error(f"labeler {kind!r} is not supported (supported: {', '.join(_LABELERS)})", "kind")
+    label = sub.get("label", str, REQUIRED if kind == "static" else None)
+    return l5d.LabelerConfig(kind, label)
+
+
+@implementer(IClient)
+class _Handler:
+    """The server side of a request, as an IClient so that it can be counted."""
+
+    status = Status.OPEN
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __call__(self, request: Any) -> Deferred[Any]:
+        result: Deferred[Any] = self._handle(request)
+        return result
+
+    def close(self) -> Deferred[Any]:
+        return succeed(None)
+
+
+class HttpRouter(RouterService):
+    """
+    An HTTP router: its servers, its identifiers and the router core.
+    """
+
+    def __init__(self, config: RouterConfig, context: BuildContext) -> None:
+        protocolConfig = config.protocolConfig
+        assert isinstance(protocolConfig, HttpRouterConfig)
+        self.protocolConfig = protocolConfig
+        self.engine = protocolConfig.engine
+        self.context = context
+        reactor = context.reactor
+        identifiers: list[IIdentifier] = []
+        for plugin in config.identifiers:
+            identifierConfig: Any = plugin.config
+            if attrs.has(type(identifierConfig)) and hasattr(identifierConfig, "dstPrefix"):
+                identifierConfig = attrs.evolve(identifierConfig, dstPrefix=config.dstPrefix)
+            identifiers.append(plugin.plugin.build(identifierConfig, context))
+        self.identifier = IdentifierChain(tuple(identifiers))
+        hooks = ProtocolHooks(
+            connect=self._connect,
+            statusOf=_statusOf,
+            mayResend=_mayResend,
+            deadlineOf=_deadlineOf,
+            stampDeadline=_stampDeadline,
+            discard=_discard,
+            annotateService=_annotateService,
+            annotateClient=_annotateClient,
+        )
+        RouterService.__init__(self, buildRouter(config, context, hooks), reactor)
+        self.accessLog = (
+            AccessLog(protocolConfig.accessLog) if protocolConfig.accessLog is not None else None
+        )
+        self.servers = [(server, self._serverFactory(server)) for server in config.servers]
+
+    def _connect(self, address: Address, params: ClientParams) -> IClient:
+        pool = params.hostConnectionPool
+        config = PoolConfig(
+            streamAfterContentLengthKB=self.engine.streamAfterContentLengthKB,
+            **(
+                {
+                    k: v
+                    for k, v in (
+                        ("maxSize", pool.maxSize),
+                        ("idleTimeMs", pool.idleTimeMs),
+                        ("maxWaiters", pool.maxWaiters),
+                    )
+                    if v is not None
+                }
+                if pool is not None
+                else {}
+            ),
+        )
+        reactor = self.context.reactor
+        return HTTPPool(reactor, reactor, address.host, address.port, config)
+
+    def _serverFactory(self, server: ServerConfig) -> HTTPServerFactory:
+        stats = self.context.stats.scope("server", f"{server.ip}/{server.port}")
+        httpServer = server.protocol
+        assert httpServer is None or isinstance(httpServer, HttpServerConfig)
+        inFlight = [0]
+        limit = server.maxConcurrentRequests
+        forwarded = None
+        if httpServer is not None and httpServer.addForwardedHeader is not None:
+            by, for_ = httpServer.addForwardedHeader
+            label = self.router.label
+            forwarded = (l5d.labeler(by, label), l5d.labeler(for_, label))
+        stamp = (
+            httpServer.timestampHeader.encode("latin-1")
+            if httpServer is not None and httpServer.timestampHeader
+            else None
+        )
+        maxDepth = self.protocolConfig.maxCallDepth
+        maxErr = self.engine.maxErrResponseKB
+
+        def handle(request: Request) -> Deferred[Response]:
+            if self.draining:
+                return succeed(errors.errorResponse(503, "router is shutting down", True, maxErr))
+            if server.clearContext:
+                l5d.clearContext(request)
+            if l5d.callDepth(request) >= maxDepth:
+                return succeed(errors.callDepthExceeded(maxDepth))
+            if limit is not None and inFlight[0] >= limit:
+                return succeed(errors.overloaded(limit))
+            if stamp is not None:
+                l5d.addTimestamp(request, stamp, self.reactor.seconds())
+            if forwarded is not None:
+                l5d.addForwarded(request, forwarded[0], forwarded[1])
+            inFlight[0] += 1
+            d = self.track(self._route(request))
+
+            def done(result: Response) -> Response:
+                inFlight[0] -= 1
+                return result
+
+            return d.addBoth(done)
+
+        counted = StatsClient(_Handler(handle), stats, None, self.reactor, _statusOf)
+        return HTTPServerFactory(counted, self.engine, self.accessLog)
+
+    def _route(self, request: Request) -> Deferred[Response]:
+        try:
+            identified = self.identifier.identify(request)
+        except Exception as e:
+            log.failure("identifier failed", Failure(e))
+            return succeed(errors.unidentified(f"identifier failed: {e}"))
+        if isinstance(identified, Deferred):
+            return identified.addCallback(self._dispatch, request)
+        return self._dispatch(identified, request)
+
+    def _dispatch(self, identified: Any, request: Request) -> Deferred[Response]:
+        if isinstance(identified, Unidentified):
+            return succeed(errors.unidentified(identified.reason))
+        assert isinstance(identified, Identified)
+        forwarded = identified.request if isinstance(identified.request, Request) else request
+        dst = identified.dst.show
+        maxErr = self.engine.maxErrResponseKB
+        d = self.router.route(identified, forwarded)
+
+        def respond(response: Response) -> Response:
+            return l5d.prepareResponse(response)
+
+        def failed(failure: Failure) -> Response:
+            return _errorResponse(failure, dst, maxErr)
+
+        return d.addCallbacks(respond, failed)
+
+
+def _errorResponse(failure: Failure, dst: str, maxErr: int) -> Response:
+    exc = failure.value
+    if isinstance(exc, NoHostsAvailable):
+        return errors.noHosts(dst, exc.detail, maxErr)
+    if isinstance(exc, BindingTimeout):
+        return errors.errorResponse(504, exc.message, True, maxErr, exc.detail)
+    if isinstance(exc, RoutingError):
+        return errors.errorResponse(502, exc.message, exc.retryable, maxErr, exc.detail)
+    if isinstance(exc, RequestTimeout):
+        return errors.timeout(dst, exc.seconds * 1000)
+    if isinstance(exc, CancelledError):
+        return errors.errorResponse(504, f"Request to {dst} was cancelled", False, maxErr)
+    return errors.fromFailure(failure, dst)
+
+
+def _statusOf(response: Any) -> int | None:
+    status: int | None = getattr(response, "status", None)
+    return status
+
+
+def _mayResend(request: Request) -> bool:
+    return isinstance(request.body, bytes)
+
+
+def _deadlineOf(request: Request) -> Deadline | None:
+    values = request.headers.getAll(DEADLINE_HEADER)
+    return readDeadline(values) if values else None
+
+
+def _stampDeadline(request: Request, deadline: Deadline) -> None:
+    request.headers.set(DEADLINE_HEADER, deadline.show.encode("ascii"))
+
+
+def _discard(response: Response) -> None:
+    if isinstance(response.body, BodyStream):
+        response.body.stopProducing()
+
+
+def _annotateService(request: Request, dst: Path) -> None:
+    request.ctx["dst"] = dst.show.encode("latin-1")
+
+
+def _annotateClient(request: Request, bound: Bound) -> None:
+    l5d.prepareRequest(
+        request,
+        bytes(request.ctx.get("dst", b"")),  # type: ignore[call-overload]
+        bound.id.show.encode("latin-1"),
+        bound.residual.show.encode("latin-1") if len(bound.residual) else b"",
+    )
+
+
+@provider(IProtocolPlugin)
+class httpProtocol:
+    """C{protocol: http}."""
+
+    kind = "http"
+    defaultPort = 4140
+    defaultIdentifier = {"kind": "io.l5d.header.token"}
+    defaultClassifier = "io.l5d.http.nonRetryable5XX"
+
+    @staticmethod
+    def parseConfig(section: Section) -> HttpRouterConfig:
+        accessLog = None
+        path = section.get("httpAccessLog", str, None)
+        policy = section.get("httpAccessLogRollPolicy", str, "never") or "never"
+        append = section.get("httpAccessLogAppend", bool, True)
+        rotate = section.get("httpAccessLogRotateCount", int, -1)
+        problem = rollPolicyError(policy)
+        if problem is not None:
+            section.error(problem, "httpAccessLogRollPolicy")
+        if path:
+            accessLog = AccessLogConfig(
+                path, policy, bool(append), -1 if rotate is None else int(rotate)
+            )
+        compression = section.get("compressionLevel", int, -1)
+        if compression is not None and not -1 <= compression <= 9:
+            section.error("must be -1 (automatic) or 0 to 9", "compressionLevel")
+        engine = EngineConfig(
+            maxHeadersKB=_kb(section, "maxHeadersKB", 8),
+            maxInitialLineKB=_kb(section, "maxInitialLineKB", 4),
+            streamingEnabled=bool(section.get("streamingEnabled", bool, True)),
+            streamAfterContentLengthKB=_kb(section, "streamAfterContentLengthKB", 5),
+            maxRequestKB=_kb(section, "maxRequestKB", 5120),
+            maxErrResponseKB=_kb(section, "maxErrResponseKB", errors.DEFAULT_MAX_ERR_RESPONSE_KB),
+        )
+        return HttpRouterConfig(
+            engine=engine,
+            maxChunkKB=_kb(section, "maxChunkKB", 8),
+            maxResponseKB=_kb(section, "maxResponseKB", 5120),
+            compressionLevel=-1 if compression is None else int(compression),
+            maxCallDepth=_kb(section, "maxCallDepth", l5d.DEFAULT_MAX_CALL_DEPTH),
+            accessLog=accessLog,
+        )
+
+    @staticmethod
+    def parseServerConfig(section: Section) -> HttpServerConfig:
+        forwarded = None
+        if section.has("addForwardedHeader"):
+            sub = section.section("addForwardedHeader")
+            forwarded = (_labeler(sub, "by"), _labeler(sub, "for"))
+        section.section("engine").readAll()
+        return HttpServerConfig(forwarded, section.get("timestampHeader", str, None))
+
+    @staticmethod
+    def parseClientConfig(section: Section) -> None:
+        section.section("engine").readAll()
+        return None
+
+    @staticmethod
+    def parseServiceConfig(section: Section) -> None:
+        return None
+
+    @staticmethod
+    def buildRouter(config: object, context: object) -> HttpRouter:
+        assert isinstance(config, RouterConfig) and isinstance(context, BuildContext)
+        return HttpRouter(config, context)
