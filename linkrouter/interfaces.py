@@ -253,8 +253,7 @@ class IKindPlugin(IPlugin):
     """
 
     kind = Attribute(
-        "The C{kind:} value this plugin answers to (for protocols, the "
-        "C{protocol:} value)."
+        "The C{kind:} value this plugin answers to (for protocols, the C{protocol:} value)."
     )
 
     def parseConfig(section: object) -> object:
