@@ -294,3 +294,41 @@ class ExplainTests(SynchronousTestCase):
         self.assertEqual(
             text, "/svc/foo\n  /#/io.l5d.fs/foo  (via /svc=>/#/io.l5d.fs) -> no match (~)"
         )
+
+
+class WrappedServiceCloseTests(SynchronousTestCase):
+    def test_closeThroughPolicyWrapper(self) -> None:
+        """
+        Closing a router whose service clients wrap the dispatcher (as the
+        service policy does) closes each destination once, without
+        recursing.
+        """
+
+        @implementer(IClient)
+        class Wrapper:
+            status = Status.OPEN
+
+            def __init__(self, inner: IClient) -> None:
+                self.inner = inner
+
+            def __call__(self, request: Any) -> Deferred[Any]:
+                return self.inner(request)
+
+            def close(self) -> Deferred[Any]:
+                return self.inner.close()
+
+        namer = ControlledNamer()
+        namer.set("users", Leaf(bound("users")))
+        router = Router(
+            "http",
+            Dtab.read("/svc=>/#/test"),
+            ConfiguredNamersInterpreter(
+                [(Path.of("#", "test"), namer)], resolver=lambda host: succeed([])
+            ),
+            newClient=lambda b: RecordingClient(b.id.show),
+            newService=lambda dst, dispatch: Wrapper(dispatch),
+            clock=Clock(),
+        )
+        self.successResultOf(router.route(Identified(Path.of("svc", "users")), "req"))
+        self.successResultOf(router.close())
+        self.assertEqual(namer.watching, 0)

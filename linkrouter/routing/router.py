@@ -145,6 +145,10 @@ class _Service:
         return self._wait(request)
 
     def close(self) -> Deferred[None]:
+        # The policy-wrapped client ends in this dispatcher, so closing it
+        # comes back here: the second call has nothing left to do.
+        if self.status is Status.CLOSED:
+            return succeed(None)
         self.status = Status.CLOSED
         if self._observation is not None:
             self._observation.close()
