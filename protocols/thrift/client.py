@@ -1,0 +1,339 @@
+# -*- test-case-name: tests.test_thrift_interop -*-
+"""
+Outbound Thrift: a pool of connections to one endpoint.
+
+Plain Thrift has no multiplexing, so a connection carries one call at a
+time; the pool opens connections up to its limit and queues callers beyond
+it.  Sequence ids are kept end to end.  A oneway call completes as soon as
+it is written.  With C{attemptTTwitterUpgrade}, each new connection first
+tries the TTwitter upgrade; an upgraded connection prefixes every call with
+a request header (the caller's trace as parent, its dest and delegations).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    connectProtocol,
+)
+from twisted.internet.error import ConnectionClosed
+from twisted.internet.interfaces import IReactorTCP, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from linkrouter.client.errors import ConnectionFailed
+from linkrouter.interfaces import IClient, Status
+from linkrouter.naming import Address
+
+from .codec import (
+    ApplicationExceptionType,
+    Message,
+    MessageDecoder,
+    MessageType,
+    ThriftCodecError,
+    ThriftProtocol,
+    frame,
+    readApplicationException,
+)
+from .config import ThriftClientConfig
+from .identifier import ThriftCall
+from .ttwitter import RequestHeader, upgradeCall
+
+__all__ = ["BackendConnectionLost", "BackendProtocolError", "ThriftEndpointClient"]
+
+_HARMLESS_EXCEPTIONS = (
+    ApplicationExceptionType.INTERNAL_ERROR,
+    ApplicationExceptionType.UNKNOWN_METHOD,
+)
+"""Exception replies after which a connection stays usable (as Finagle)."""
+
+
+class BackendConnectionLost(ConnectionClosed):
+    """The connection closed after the call was written, before its reply."""
+
+    writtenAnything = True
+
+
+class BackendProtocolError(Exception):
+    """The backend answered with something that is not the call's reply."""
+
+    writtenAnything = True
+
+
+class _Connection(Protocol):
+    def __init__(self, pool: ThriftEndpointClient) -> None:
+        self._pool = pool
+        self._protocol = pool.protocol
+        self._framed = pool.config.framed
+        self._decoder = MessageDecoder(
+            pool.protocol, pool.config.framed, pool.config.maxMessageBytes
+        )
+        self._pending: Deferred[Message] | None = None
+        self._seqid = 0
+        self.upgraded = False
+        self.broken = False
+        self.lost = False
+
+    def connectionMade(self) -> None:
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
+        self._pool._made(self)
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def send(self, data: bytes, seqid: int) -> Deferred[Message]:
+        """Write a two-way call; fire with its reply."""
+        d: Deferred[Message] = Deferred(self._cancel)
+        self._pending = d
+        self._seqid = seqid
+        self.write(data)
+        return d
+
+    def upgrade(self) -> Deferred[None]:
+        def upgraded(reply: Message) -> None:
+            self.upgraded = self._decoder.prefixed = reply.type is not MessageType.EXCEPTION
+
+        return self.send(frame(self._framed, upgradeCall(self._protocol)), 0).addCallback(upgraded)
+
+    def _cancel(self, d: Deferred[Message]) -> None:
+        self._pending = None
+        self.close(abort=True)
+
+    def close(self, abort: bool = False) -> None:
+        self.broken = True
+        if self.transport is not None:
+            if abort:
+                self.transport.abortConnection()  # type: ignore[attr-defined]
+            else:
+                self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._decoder.feed(data)
+        try:
+            while (reply := self._decoder.next()) is not None:
+                self._replied(reply)
+        except ThriftCodecError as e:
+            self._fail(BackendProtocolError(f"unreadable reply from {self._pool.name}: {e}"))
+
+    def _replied(self, reply: Message) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            self._fail(BackendProtocolError(f"{self._pool.name} sent a reply nobody asked for"))
+            return
+        if reply.seqid != self._seqid:
+            self._pending = pending
+            self._fail(
+                BackendProtocolError(
+                    f"{self._pool.name} answered seqid {reply.seqid} to seqid {self._seqid}"
+                )
+            )
+            return
+        if reply.type is MessageType.EXCEPTION:
+            try:
+                kind, _ = readApplicationException(self._protocol, reply.payload)
+            except ThriftCodecError:
+                kind = ApplicationExceptionType.PROTOCOL_ERROR
+            self.broken = kind not in _HARMLESS_EXCEPTIONS
+        pending.callback(reply)
+
+    def _fail(self, error: Exception) -> None:
+        pending, self._pending = self._pending, None
+        self.close(abort=True)
+        if pending is not None:
+            pending.errback(error)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+        self._pool._lost(self)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.errback(
+                BackendConnectionLost(f"connection to {self._pool.name} lost before the reply")
+            )
+
+
+def _endpoint(reactor: IReactorTCP, address: Address, timeout: float) -> IStreamClientEndpoint:
+    if isIPAddress(address.host):
+        return TCP4ClientEndpoint(reactor, address.host, address.port, timeout)
+    if isIPv6Address(address.host):
+        return TCP6ClientEndpoint(reactor, address.host, address.port, timeout)
+    return HostnameEndpoint(reactor, address.host, address.port, timeout)  # type: ignore[arg-type]
+
+
+@implementer(IClient)
+class ThriftEndpointClient:
+    """
+    Calls one endpoint over a pool of serial connections.
+
+    @param maxConnections: C{hostConnectionPool.maxSize} (C{None}: no limit).
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        config: ThriftClientConfig,
+        reactor: IReactorTCP,
+        maxConnections: int | None = None,
+        connectTimeout: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.protocol: ThriftProtocol = config.wireProtocol()
+        self.name = f"{address.host}:{address.port}"
+        self._endpoint = _endpoint(reactor, address, connectTimeout)
+        self._max = maxConnections
+        self._open = 0  # connections open or being opened
+        self._live: set[_Connection] = set()
+        self._idle: list[_Connection] = []
+        self._waiters: deque[Deferred[_Connection]] = deque()
+        self._closed = False
+        self._whenClosed: list[Deferred[None]] = []
+
+    @property
+    def status(self) -> Status:
+        if self._closed:
+            return Status.CLOSED
+        if not self._idle and not self._hasRoom():
+            return Status.BUSY
+        return Status.OPEN
+
+    def _hasRoom(self) -> bool:
+        return self._max is None or self._open < self._max
+
+    def __call__(self, request: object) -> Deferred[Message | None]:
+        assert isinstance(request, ThriftCall)
+        if self._closed:
+            return fail(ConnectionFailed(f"client for {self.name} is closed"))
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.lost:
+                return self._send(conn, request)
+        return self._acquire().addCallback(self._send, request)
+
+    def _send(self, conn: _Connection, call: ThriftCall) -> Deferred[Message | None]:
+        prefix = b""
+        if conn.upgraded:
+            header = call.header.child() if call.header is not None else RequestHeader.fresh()
+            prefix = header.encode(self.protocol)
+        data = frame(self.config.framed, prefix, call.message.payload)
+        if call.oneway:
+            conn.write(data)
+            self._release(conn)
+            return succeed(None)
+        result: Deferred[Message | None] = conn.send(data, call.message.seqid)  # type: ignore[assignment]
+        return result.addBoth(self._sent, conn)
+
+    def _sent(self, result: object, conn: _Connection) -> object:
+        self._release(conn)
+        return result
+
+    def _acquire(self) -> Deferred[_Connection]:
+        """A new connection, or a place in the queue (no connection is idle)."""
+        if self._hasRoom():
+            return self._connect()
+        waiter: Deferred[_Connection] = Deferred(self._forget)
+        self._waiters.append(waiter)
+        return waiter
+
+    def _forget(self, waiter: Deferred[_Connection]) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+    def _connect(self) -> Deferred[_Connection]:
+        self._open += 1
+        conn = _Connection(self)
+        d = connectProtocol(self._endpoint, conn)
+        if self.config.attemptTTwitterUpgrade:
+            d.addCallback(lambda _: conn.upgrade())
+        connected: Deferred[_Connection] = d.addCallbacks(
+            lambda _: conn, self._connectFailed, errbackArgs=(conn,)
+        )
+        return connected
+
+    def _connectFailed(self, failure: Failure, conn: _Connection) -> Failure:
+        if conn.transport is not None:
+            if not conn.lost:
+                conn.close(abort=True)
+        else:
+            self._open -= 1
+            self._serveWaiters()
+        if failure.check(CancelledError):
+            return failure
+        raise ConnectionFailed(
+            f"cannot connect to {self.name}: {failure.getErrorMessage()}"
+        ) from failure.value
+
+    def _made(self, conn: _Connection) -> None:
+        self._live.add(conn)
+
+    def _lost(self, conn: _Connection) -> None:
+        if conn in self._live:
+            self._live.discard(conn)
+            self._open -= 1
+            if conn in self._idle:
+                self._idle.remove(conn)
+            self._serveWaiters()
+            if self._closed and not self._live:
+                whenClosed, self._whenClosed = self._whenClosed, []
+                for d in whenClosed:
+                    d.callback(None)
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.lost:
+            return
+        if conn.broken or self._closed:
+            conn.close()
+        elif self._waiters:
+            self._waiters.popleft().callback(conn)
+        else:
+            self._idle.append(conn)
+
+    def _serveWaiters(self) -> None:
+        while self._waiters and self._hasRoom() and not self._closed:
+            waiter = self._waiters.popleft()
+            self._connect().addCallbacks(self._give, waiter.errback, callbackArgs=(waiter,))
+
+    def _give(self, conn: _Connection, waiter: Deferred[_Connection]) -> None:
+        if waiter.called:
+            self._release(conn)
+        else:
+            waiter.callback(conn)
+
+    def close(self) -> Deferred[None]:
+        """
+        Refuse new calls, fail queued ones, close idle connections now and
+        busy ones when their call completes; fire once all are closed.
+        """
+        self._closed = True
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            waiter.errback(ConnectionFailed(f"client for {self.name} is closed"))
+        for conn in list(self._idle):
+            conn.close()
+        if not self._live:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._whenClosed.append(d)
+        return d
+
+
+def makeEndpointClient(
+    address: Address,
+    clientConfig: ThriftClientConfig,
+    reactor: IReactorTCP,
+    maxConnections: int | None = None,
+) -> ThriftEndpointClient:
+    """
+    The client the router uses for one endpoint.  C{clientConfig.protocol}
+    must be resolved (see L{ThriftClientConfig.wireProtocol}) or C{None} for
+    binary.
+    """
+    return ThriftEndpointClient(address, clientConfig, reactor, maxConnections)
