@@ -18,7 +18,21 @@ from linkrouter.config import ConfigError, loadLinkerConfig
 
 CORPUS = os.environ.get("LINKROUTER_COMPAT", "/work/shared/compat")
 
-PASSING: set[str] = set(["linkerd-examples/thrift.yaml"])
+PASSING: set[str] = {
+    "linkerd-examples/access-logs.yaml",
+    "linkerd-examples/fs.yaml",
+    "linkerd-examples/http.yaml",
+    "linkerd-examples/influxdb.yaml",
+    "linkerd-examples/loadbalancer.yaml",
+    "linkerd-examples/prometheus.yaml",
+    "linkerd-examples/recent-requests.yaml",
+    "linkerd-examples/retries.yaml",
+    "linkerd-examples/service-options.yaml",
+    "linkerd-examples/servicemesh.yaml",
+    "linkerd-examples/socket-options.yaml",
+    "linkerd-examples/static_namer.yaml",
+    "linkerd-examples/thrift.yaml",
+}
 """Files (relative to the corpus) that must pass; every other one must be refused."""
 
 
