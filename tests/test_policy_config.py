@@ -22,7 +22,7 @@ from linkrouter.policy.config import backoffFactory, retryBudget, retryingClient
 from linkrouter.telemetry.stats import MetricsRegistry
 from protocols.http.message import Request, Response
 
-COMPAT = "/work/shared/compat/linkerd-examples/"
+from ._corpus import compatDir
 
 
 class FakeHttpProtocol:
@@ -88,7 +88,7 @@ class AdapterTests(SynchronousTestCase):
         a backend that always fails is retried until the total timeout
         leaves no room for another backoff.
         """
-        with open(COMPAT + "retries.yaml") as f:
+        with open(os.path.join(compatDir(), "linkerd-examples", "retries.yaml")) as f:
             policy = servicePolicy(self, f.read())
         params = policy.forPath(Path.read("/svc/dog"))
         self.assertEqual(params.totalTimeoutMs, 1000)
@@ -121,7 +121,7 @@ class AdapterTests(SynchronousTestCase):
         C{service-options.yaml}: later matching entries win key by key; the
         default classifier applies where none is configured.
         """
-        with open(COMPAT + "service-options.yaml") as f:
+        with open(os.path.join(compatDir(), "linkerd-examples", "service-options.yaml")) as f:
             policy = servicePolicy(self, f.read())
         foo = policy.forPath(Path.read("/svc/foo"))
         bar = policy.forPath(Path.read("/svc/bar"))
@@ -134,5 +134,5 @@ class AdapterTests(SynchronousTestCase):
 
     def test_yamlExamplesParse(self) -> None:
         for name in ("retries.yaml", "service-options.yaml"):
-            with open(COMPAT + name) as f:
+            with open(os.path.join(compatDir(), "linkerd-examples", name)) as f:
                 self.assertIn("routers", yaml.safe_load(f))
