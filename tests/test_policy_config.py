@@ -3,6 +3,7 @@ Tests for L{linkrouter.policy.config}: from a parsed C{service} section to
 the retry filter.
 """
 
+import os
 from itertools import islice
 from random import Random
 
