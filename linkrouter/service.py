@@ -102,6 +102,8 @@ class _AdminService(Service):
             shutdown=linker.shutdown,
             resources=resources,
             security=admin.security,
+            clientState=linker.clientState,
+            boundNames=linker.boundNames,
         )
         self.port = self.linker.reactor.listenTCP(admin.port, site, interface=admin.ip)
         Service.startService(self)
@@ -282,6 +284,35 @@ class LinkerService(MultiService):
             )
 
         return drained.addCallback(stopChildren)
+
+    def _routerCores(self) -> list[tuple[str, Any]]:
+        cores = []
+        for runtime in self.routers:
+            core = getattr(runtime.service, "router", None)
+            if core is not None:
+                cores.append((runtime.label, core))
+        return cores
+
+    def boundNames(self) -> list[str]:
+        """Every bound name with a live client, for C{/bound-names.json}."""
+        return sorted({name for _, core in self._routerCores() for name in core.boundNames()})
+
+    def clientState(self) -> dict[str, Any]:
+        """
+        Each router's clients and their endpoints, for C{/client_state.json}:
+        C{{label: {bound id: [endpoint state, ...]}}}.
+        """
+        state: dict[str, Any] = {}
+        for label, core in self._routerCores():
+            clients: dict[str, Any] = {}
+            for bound, client in core.clients():
+                balancer = client
+                while balancer is not None and not hasattr(balancer, "endpointStates"):
+                    balancer = getattr(balancer, "client", None)
+                if balancer is not None:
+                    clients[bound.id.show] = balancer.endpointStates()
+            state[label] = clients
+        return state
 
     def shutdown(self) -> None:
         """
