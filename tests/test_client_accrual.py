@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from linkrouter._plugins import PluginRegistry
 from linkrouter.client.accrual import (
     DEFAULT_ACCRUAL,
+    DEFAULT_ACCRUAL_BACKOFF,
     AccrualConfig,
     AccrualFactory,
     ConsecutiveFailures,
@@ -22,9 +23,9 @@ from linkrouter.client.accrual import (
     SuccessRateWindowed,
     parseAccrual,
 )
-from linkrouter.client.backoff import DEFAULT_ACCRUAL_BACKOFF, backoffStream
 from linkrouter.client.plugins import BalancerConfig, parseBalancer
 from linkrouter.config import Backoff, Document, Section
+from linkrouter.policy.backoff import fromConfig
 
 CONSTANT = Backoff("constant", 2000, 2000)
 
@@ -48,12 +49,12 @@ def parsed(parse: Any, kind: str, text: str) -> tuple[Any, list[str]]:
 
 class BackoffTests(SynchronousTestCase):
     def test_constant(self) -> None:
-        stream = backoffStream(CONSTANT, random.Random(1))
+        stream = fromConfig(CONSTANT, random.Random(1))
         self.assertEqual([next(stream) for _ in range(3)], [2.0, 2.0, 2.0])
 
     def test_jittered(self) -> None:
         """Decorrelated jitter starts at the minimum and stays in bounds."""
-        stream = backoffStream(DEFAULT_ACCRUAL_BACKOFF, random.Random(1))
+        stream = fromConfig(DEFAULT_ACCRUAL_BACKOFF, random.Random(1))
         delays = [next(stream) for _ in range(200)]
         self.assertEqual(delays[0], 5.0)
         self.assertTrue(all(5.0 <= d <= 300.0 for d in delays))

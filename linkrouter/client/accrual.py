@@ -21,9 +21,12 @@ from twisted.internet.interfaces import IReactorTime
 
 from linkrouter.config import Backoff, Section
 from linkrouter.config._policy import parseBackoff
+from linkrouter.policy.backoff import fromConfig
 
 from ._parse import getNumber
-from .backoff import DEFAULT_ACCRUAL_BACKOFF, backoffStream
+
+DEFAULT_ACCRUAL_BACKOFF = Backoff("jittered", 5000, 300000)
+"""Linkerd's failure accrual default: jittered between 5 s and 300 s."""
 
 CONSECUTIVE_FAILURES = "io.l5d.consecutiveFailures"
 SUCCESS_RATE = "io.l5d.successRate"
@@ -57,7 +60,7 @@ class _Policy:
 
     def nextBackoff(self) -> float:
         if self._stream is None:
-            self._stream = backoffStream(self._backoff, self._rng)
+            self._stream = fromConfig(self._backoff, self._rng)
         return next(self._stream)
 
     def revived(self) -> None:

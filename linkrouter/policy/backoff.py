@@ -11,6 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from itertools import repeat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from linkrouter.config import Backoff as BackoffConfig
 
 Backoff = Iterator[float]
 BackoffFactory = Callable[[], Backoff]
@@ -48,3 +52,14 @@ def jittered(minMs: float, maxMs: float, rng: random.Random | None = None) -> Ba
             current = draw(minMs, min(current * 3, maxMs))
 
     return delays()
+
+
+def fromConfig(config: BackoffConfig, rng: random.Random | None = None) -> Backoff:
+    """
+    A fresh backoff for a C{backoff:} section (retries and failure accrual
+    share the shape: C{constant} with C{ms}, C{jittered} with C{minMs} and
+    C{maxMs}).
+    """
+    if config.kind == "jittered":
+        return jittered(config.minMs, config.maxMs, rng)
+    return constant(config.minMs)

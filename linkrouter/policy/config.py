@@ -19,17 +19,15 @@ from linkrouter.client.budget import RetryBudget
 from linkrouter.config import Backoff, Retries, ServiceParams
 from linkrouter.config import RetryBudget as BudgetConfig
 from linkrouter.interfaces import IClient, IResponseClassifier, IStatsReceiver
-from linkrouter.policy.backoff import BackoffFactory, constant, jittered
+from linkrouter.policy.backoff import BackoffFactory, fromConfig
 from linkrouter.policy.retries import RetryingClient
 from linkrouter.policy.timeouts import Deadline
 
 
 def backoffFactory(config: Backoff, rng: Random | None = None) -> BackoffFactory:
     """A maker of fresh backoffs (one per request) for C{retries.backoff}."""
-    if config.kind == "jittered":
-        source = rng or Random()
-        return lambda: jittered(config.minMs, config.maxMs, source)
-    return lambda: constant(config.minMs)
+    source = rng or Random()
+    return lambda: fromConfig(config, source)
 
 
 def retryBudget(config: BudgetConfig, clock: IReactorTime) -> RetryBudget:
