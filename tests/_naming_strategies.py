@@ -53,3 +53,31 @@ anyTrees = st.recursive(
 
 prefixes = st.lists(st.one_of(elems, st.just(ANY_ELEM)), max_size=3).map(lambda es: Prefix(*es))
 dtabs = st.lists(st.builds(Dentry, prefixes, trees), max_size=4).map(Dtab)
+
+_TOKENS = [
+    "/", "/", "/", "a", "b0", "#", "$", "%", "*", "=>", "=>", "=", ">", "|", "&", ";",
+    "~", "!", " ", " ", "\t", "\n", "\r", "\x0b", "\u3000", "0", "0.5", "1.", ".", "2*",
+    "(", ")", "\\x41", "\\", "\\x4", "# c\n", "é",
+]  # fmt: skip
+grammarTexts = st.lists(st.sampled_from(_TOKENS), max_size=16).map("".join)
+"""Text made of the grammar's tokens, mostly invalid, some valid."""
+
+
+def _spaced(text: str, spaces: list[tuple[int, str]]) -> str:
+    for i, space in sorted(spaces, reverse=True):
+        i %= len(text) + 1
+        text = text[:i] + space + text[i:]
+    return text
+
+
+def spacedShows(
+    values: st.SearchStrategy[Dtab] | st.SearchStrategy[NameTree[Path]],
+) -> st.SearchStrategy[str]:
+    """Values' canonical text with whitespace (or a comment) inserted anywhere."""
+    return st.builds(
+        _spaced,
+        values.map(lambda v: v.show),
+        st.lists(
+            st.tuples(st.integers(0, 200), st.sampled_from([" ", "\t", "\n ", "#c\n"])), max_size=3
+        ),
+    )

@@ -158,6 +158,23 @@ class BindTests(SynchronousTestCase):
         state = i.bind(Dtab.read("/#/n=>/$/nil"), P("/#/n/x")).state
         self.assertEqual(state, Ok(EMPTY))
 
+    def test_negativeEntries(self) -> None:
+        """
+        Only a lookup that is C{~} as a whole (no entry, or one entry
+        rewriting to C{~}) goes on to the namers; several matching entries
+        are tried in turn, last first, and all C{~} is C{~}.
+        """
+        n = FakeNamer("/#/n")
+        n.set("/x", Ok(n.bound("/x", 1)))
+        i = self.interp(n)
+        bind = lambda d: i.bind(Dtab.read(d), P("/#/n/x")).state  # noqa: E731
+        self.assertEqual(bind("/#/n=>~"), Ok(n.bound("/x", 1)))
+        self.assertEqual(bind("/#/n=>~;/#/n/x=>~"), Ok(NEG))
+        self.assertEqual(bind("/#/n=>/$/nil;/#/n/x=>~"), Ok(EMPTY))
+        self.assertEqual(bind("/#/n=>/$/fail;/#/n/x=>/$/nil"), Ok(EMPTY))
+        base = Dtab.read("/#/n=>/$/nil")
+        self.assertEqual(i.bind(base + Dtab.read("/#/n/x=>~"), P("/#/n/x")).state, Ok(EMPTY))
+
     def test_unionStates(self) -> None:
         n = FakeNamer("/#/n")
         n.set("/ok", Ok(n.bound("/ok", 1)))

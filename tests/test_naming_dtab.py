@@ -1,14 +1,24 @@
 from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from linkrouter.naming import NEG, Alt, Dentry, Dtab, Leaf, NameTree, ParseError, Path
-from linkrouter.naming.dtab import NOP, Prefix
+from linkrouter.naming.dtab import ANY_ELEM, NOP, Prefix, PrefixElem
 
-from ._naming_strategies import dtabs
+from ._naming_strategies import dtabs, paths
 
 
 def P(text: str) -> Path:
     return Path.read(text)
+
+
+_fewElems: list[PrefixElem] = [b"a", b"b", ANY_ELEM]
+_crowded = st.builds(
+    Dentry,
+    st.lists(st.sampled_from(_fewElems), max_size=3).map(lambda es: Prefix(*es)),
+    st.integers(0, 9).map(lambda i: Leaf(Path.of(str(i)))),
+)
+"""Dentries whose prefixes overlap often."""
 
 
 class ReadShowTests(SynchronousTestCase):
@@ -105,3 +115,17 @@ class LookupTests(SynchronousTestCase):
         self.assertTrue(Prefix.read("/").matches(P("/")))
         self.assertTrue(Prefix.read("/*").matches(P("/x/y")))
         self.assertFalse(Prefix.read("/*/y").matches(P("/x")))
+
+    @given(st.lists(st.lists(_crowded, max_size=5).map(Dtab), min_size=1, max_size=3), paths)
+    def test_matchingAgreesWithScan(self, parts: list[Dtab], suffix: Path) -> None:
+        """
+        The prefix index (through concatenations) finds what a scan of every
+        entry, last first, finds, for paths that each prefix matches.
+        """
+        dtab = sum(parts, Dtab.empty())
+        for d in dtab:
+            for elem in (b"a", b"c"):
+                path = Path(*[elem if e is ANY_ELEM else e for e in d.prefix.elems]) + suffix  # type: ignore[arg-type]
+                expected = [e for e in reversed(dtab.entries) if e.prefix.matches(path)]
+                self.assertIn(d, expected)
+                self.assertEqual(dtab.matching(path), expected)

@@ -113,6 +113,8 @@ class SimplifyEvalTests(SynchronousTestCase):
         self.assertIsNone(e("~"))
         self.assertEqual(e("$ | /b"), frozenset())
         self.assertEqual(e("! & /a"), frozenset([Path.read("/a")]))
+        # A one-child union is its child, even when that child fails.
+        self.assertIsNone(Alt(Union(W(0.5, FAIL)), L("/b")).eval())
 
     def test_map(self) -> None:
         tree = NameTree.read("/a | 2*/b & !").map(lambda p: p + Path.read("/x"))

@@ -7,12 +7,13 @@ later ones taking precedence).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any, Final, NoReturn
 
-from .nametree import NEG, Alt, Leaf, NameTree, TreeScanner
-from .path import _LABEL_START, Path, showElem
+from .nametree import FAST_TREE, NEG, Alt, Leaf, NameTree, TreeScanner, fastTree
+from .path import _LABEL_START, _SHOWABLE_CLASS, FAST_WS, FAST_WS_CHARS, Path, showElem
 
 _set = object.__setattr__
 
@@ -46,6 +47,14 @@ class Prefix:
                 raise ValueError(f"prefix elements must be non-empty bytes or ANY_ELEM: {e!r}")
         _set(self, "elems", elems)
         _set(self, "wild", ANY_ELEM in elems)
+
+    @staticmethod
+    def _make(elems: tuple[PrefixElem, ...], wild: bool) -> Prefix:
+        """A prefix of C{elems}, which the caller has checked."""
+        prefix = object.__new__(Prefix)
+        _set(prefix, "elems", elems)
+        _set(prefix, "wild", wild)
+        return prefix
 
     @staticmethod
     def of(path: Path) -> Prefix:
@@ -134,24 +143,37 @@ class Dentry:
         This entry's destination with the part of C{path} after the prefix
         appended to every leaf (C{path} must match the prefix).
         """
-        suffix = path.drop(len(self.prefix.elems))
+        rest = path.elems[len(self.prefix.elems) :]
         dst = self.dst
-        if not suffix.elems:
+        if not rest:
             return dst
         if type(dst) is Leaf:
-            return Leaf(dst.value + suffix)
+            return Leaf(Path._make(dst.value.elems + rest))
+        suffix = Path._make(rest)
         return dst.map(lambda p: p + suffix)
 
 
 NOP: Final = Dentry(Prefix(b"/"), NEG)
 """Linkerd's "no dentry" (C{/\\x2f=>~}); it cannot be written in a dtab."""
 
-_MAX_CHAIN = 4
+_MAX_PARTS = 8
+"""A concatenation of more dtabs than this indexes its entries itself."""
+_SCAN_MAX = 4
+"""Dtabs this small are scanned rather than indexed."""
 
-_Index = tuple[
-    dict[tuple[PrefixElem, ...], tuple[tuple[int, Dentry], ...]], tuple[tuple[int, Dentry], ...]
-]
-"""Entries without wildcards by prefix, and entries with wildcards, with positions."""
+
+class _Node:
+    """A node of a dtab's prefix trie: the entries whose prefix ends here."""
+
+    __slots__ = ("children", "entries")
+
+    def __init__(self) -> None:
+        self.children: dict[PrefixElem, _Node] = {}
+        self.entries: list[tuple[int, Dentry]] = []
+
+
+_Index = tuple[_Node, bool]
+"""The prefix trie of a dtab's entries (with their positions), and whether any has a C{*}."""
 
 
 def _position(match: tuple[int, Dentry]) -> int:
@@ -164,17 +186,17 @@ class Dtab:
     first; C{base + local} puts C{local}'s entries last, so they win.
     """
 
-    __slots__ = ("_chain", "_index", "_parts", "entries")
+    __slots__ = ("_hash", "_index", "_parts", "entries")
     entries: tuple[Dentry, ...]
-    _parts: tuple[Dtab, Dtab] | None
-    _chain: int
+    _parts: tuple[Dtab, ...] | None
     _index: _Index | None
+    _hash: int | None
 
     def __init__(self, entries: Iterable[Dentry] = ()) -> None:
         _set(self, "entries", tuple(entries))
         _set(self, "_parts", None)
-        _set(self, "_chain", 0)
         _set(self, "_index", None)
+        _set(self, "_hash", None)
 
     @staticmethod
     def empty() -> Dtab:
@@ -206,7 +228,11 @@ class Dtab:
         return self is other or (type(other) is Dtab and self.entries == other.entries)
 
     def __hash__(self) -> int:
-        return hash(self.entries)
+        h = self._hash
+        if h is None:
+            h = hash(self.entries)
+            _set(self, "_hash", h)
+        return h
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -222,12 +248,14 @@ class Dtab:
             return self
         if not self.entries:
             return other
-        result = Dtab(self.entries + other.entries)
-        chain = max(self._chain, other._chain) + 1
-        if chain <= _MAX_CHAIN:
-            # Look up through both parts' indexes instead of building one.
-            _set(result, "_parts", (self, other))
-            _set(result, "_chain", chain)
+        result = object.__new__(Dtab)
+        _set(result, "entries", self.entries + other.entries)
+        _set(result, "_index", None)
+        _set(result, "_hash", None)
+        # Look up through the parts' indexes, last part first, instead of
+        # building one (a base dtab plus a request's local dtab, typically).
+        parts = (other._parts or (other,)) + (self._parts or (self,))
+        _set(result, "_parts", parts if len(parts) <= _MAX_PARTS else None)
         return result
 
     def stripPrefix(self, prefix: Dtab) -> Dtab:
@@ -245,29 +273,54 @@ class Dtab:
 
     def matching(self, path: Path) -> list[Dentry]:
         """The entries whose prefix matches C{path}, last entry first."""
-        parts = self._parts
-        if parts is not None:
-            return parts[1].matching(path) + parts[0].matching(path)
-        index = self._index
-        if index is None:
-            index = self._buildIndex()
-        exact, wild = index
-        elems = path.elems
-        found = [m for k in range(len(elems) + 1) for m in exact.get(elems[:k], ())]
-        found.extend(m for m in wild if m[1].prefix.matches(path))
-        if len(found) > 1:
-            found.sort(reverse=True, key=_position)
+        found: list[Dentry] = []
+        for part in self._parts or (self,):
+            entries = part.entries
+            if len(entries) <= _SCAN_MAX:
+                for d in reversed(entries):
+                    if d.prefix.matches(path):
+                        found.append(d)
+            else:
+                found += part._indexed(path.elems)
+        return found
+
+    def _indexed(self, elems: tuple[bytes, ...]) -> list[Dentry]:
+        root, wild = self._index or self._buildIndex()
+        found = list(root.entries)
+        if not wild:
+            node: _Node | None = root
+            for e in elems:
+                node = node.children.get(e)  # type: ignore[union-attr]
+                if node is None:
+                    break
+                found += node.entries
+        else:
+            n = len(elems)
+            stack = [(root, 0)]
+            while stack:
+                parent, i = stack.pop()
+                if i < n:
+                    for key in (elems[i], ANY_ELEM):
+                        child = parent.children.get(key)
+                        if child is not None:
+                            found += child.entries
+                            stack.append((child, i + 1))
+        if len(found) <= 1:
+            return [found[0][1]] if found else []
+        found.sort(reverse=True, key=_position)
         return [m[1] for m in found]
 
     def _buildIndex(self) -> _Index:
-        exact: dict[tuple[PrefixElem, ...], list[tuple[int, Dentry]]] = {}
-        wild: list[tuple[int, Dentry]] = []
+        root = _Node()
         for i, d in enumerate(self.entries):
-            if d.prefix.wild:
-                wild.append((i, d))
-            else:
-                exact.setdefault(d.prefix.elems, []).append((i, d))
-        index: _Index = ({k: tuple(v) for k, v in exact.items()}, tuple(wild))
+            node = root
+            for e in d.prefix.elems:
+                child = node.children.get(e)
+                if child is None:
+                    child = node.children[e] = _Node()
+                node = child
+            node.entries.append((i, d))
+        index = (root, any(d.prefix.wild for d in self.entries))
         _set(self, "_index", index)
         return index
 
@@ -331,9 +384,42 @@ class DtabScanner(TreeScanner):
         return Dtab(entries)
 
 
-@lru_cache(maxsize=1024)
-def _readDtab(text: str) -> Dtab:
+_FAST_PREFIX_ELEM = rf"(?:\*|[{_SHOWABLE_CLASS}]+)"
+_FAST_DENTRY = rf"{FAST_WS}/(?:{_FAST_PREFIX_ELEM}(?:/{_FAST_PREFIX_ELEM})*)?{FAST_WS}=>{FAST_TREE}"
+_FAST_DTAB_RE = re.compile(rf"(?:{_FAST_DENTRY}(?:;{_FAST_DENTRY})*;?)?{FAST_WS}")
+"""Dtabs whose prefixes and trees are in the fast subset of the grammar."""
+
+
+def _fastPrefix(text: str) -> Prefix:
+    text = text.strip(FAST_WS_CHARS)
+    if len(text) == 1:
+        return _EMPTY_PREFIX
+    elems = text[1:].encode("ascii").split(b"/")
+    if "*" in text:
+        return Prefix._make(tuple([ANY_ELEM if e == b"*" else e for e in elems]), True)
+    return Prefix._make(tuple(elems), False)
+
+
+_EMPTY_PREFIX: Final = Prefix()
+
+
+def parseDtab(text: str) -> Dtab:
+    """
+    L{Dtab.read} without its cache: the common syntax is split with
+    C{str} methods once a regular expression has checked all of it, the
+    rest goes through L{DtabScanner}.
+    """
+    if _FAST_DTAB_RE.fullmatch(text) is not None:
+        entries = []
+        for entry in text.split(";"):
+            prefix, arrow, tree = entry.partition("=>")
+            if arrow:
+                entries.append(Dentry(_fastPrefix(prefix), fastTree(tree)))
+        return Dtab(entries)
     scanner = DtabScanner(text)
     dtab = scanner.dtab()
     scanner.end()
     return dtab
+
+
+_readDtab = lru_cache(maxsize=1024)(parseDtab)

@@ -8,7 +8,7 @@ configured namers (C{/#/<prefix>}) and the system namers (C{/$/...}).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
@@ -16,7 +16,7 @@ from zope.interface import implementer
 from linkrouter.interfaces import IDelegator, IInterpreter, INamer
 
 from .addr import Addr, AddrBound, Bound
-from .dtab import Dtab
+from .dtab import Dentry, Dtab
 from .nametree import NEG, Alt, Leaf, NameTree, Union, Weighted
 from .path import Path
 from .system import Name, Resolver, SystemNamer, reactorResolver
@@ -81,9 +81,24 @@ class ConfiguredNamersInterpreter:
         namers' answer.  Never raises: a failing namer gives a failed
         activity.
         """
-        tree: NameTree[Any] = dtab.lookup(path)
-        if tree is not NEG:
-            return tree
+        found = self._step(dtab, path)
+        if isinstance(found, list):
+            trees: list[NameTree[Any]] = [d.rewrite(path) for d in found]
+            return Alt(*trees)
+        return found
+
+    def _step(self, dtab: Dtab, path: Path) -> Lookup | list[Dentry]:
+        """
+        L{lookup}, with several matching entries left as a list (last
+        first) for a binding to rewrite one by one as it needs them.
+        """
+        matches = dtab.matching(path)
+        if len(matches) > 1:
+            return matches
+        if matches:
+            tree: NameTree[Any] = matches[0].rewrite(path)
+            if tree is not NEG:
+                return tree
         return self.namerLookup(path)
 
     def namerLookup(self, path: Path) -> Lookup:
@@ -91,7 +106,12 @@ class ConfiguredNamersInterpreter:
         The configured namers' answer for C{path}, falling through namers
         that answer C{~}, and finally the system namers'.
         """
-        return self._tryNamers([(p, n) for p, n in self.namers if path.startswith(p)], path)
+        elems = path.elems
+        candidates = []
+        for prefix, namer in self.namers:
+            if elems[: len(prefix.elems)] == prefix.elems:
+                candidates.append((prefix, namer))
+        return self._tryNamers(candidates, path)
 
     def _tryNamers(self, candidates: list[tuple[Path, INamer]], path: Path) -> Lookup:
         if not candidates:
@@ -101,7 +121,7 @@ class ConfiguredNamersInterpreter:
                 return Activity.failed(e)
         prefix, namer = candidates[0]
         try:
-            activity = cast(Activity[NameTree[Name]], namer.lookup(path.drop(len(prefix))))
+            activity: Activity[NameTree[Name]] = namer.lookup(path.drop(len(prefix.elems)))
         except Exception as e:
             return Activity.failed(e)
         if len(candidates) == 1 and path.elems[:1] != (b"$",):
@@ -133,6 +153,10 @@ class ConfiguredNamersInterpreter:
         return delegate(self, dtab, path)
 
 
+_UNREPORTED: Any = object()
+"""A new watch's state until its activity reports the current one."""
+
+
 class _Binding:
     """One observed binding: evaluates, watches the namers it used, repeats."""
 
@@ -159,7 +183,7 @@ class _Binding:
         self.dtab = dtab
         self.path = path
         self.update = update
-        self.lookups: dict[Path, Lookup] = {}
+        self.lookups: dict[tuple[bytes, ...], Lookup | list[Dentry]] = {}
         # id(activity) -> (activity, observation, latest state)
         self.watches: dict[int, list[Any]] = {}
         self.used: set[int] = set()
@@ -183,14 +207,15 @@ class _Binding:
                     break
         finally:
             self.evaluating = False
-        for key in [k for k in self.watches if k not in self.used]:
-            _, closable, _ = self.watches.pop(key)
-            closable.close()
-        self.lookups = {
-            p: r
-            for p, r in self.lookups.items()
-            if not isinstance(r, Activity) or id(r) in self.used
-        }
+        if len(self.watches) > len(self.used):
+            for key in [k for k in self.watches if k not in self.used]:
+                _, closable, _ = self.watches.pop(key)
+                closable.close()
+            self.lookups = {
+                p: r
+                for p, r in self.lookups.items()
+                if not isinstance(r, Activity) or id(r) in self.used
+            }
         if isinstance(result, NameTree):
             self.update(Ok(result))
         else:
@@ -200,7 +225,11 @@ class _Binding:
         watch = self.watches.get(key)
         if watch is None:
             return
+        first = watch[2] is _UNREPORTED
         watch[2] = state
+        if first:
+            # The state observe() reports at once, which stateOf() returns.
+            return
         if self.evaluating:
             self.dirty = True
         else:
@@ -211,9 +240,9 @@ class _Binding:
         self.used.add(key)
         watch = self.watches.get(key)
         if watch is None:
-            watch = [activity, None, PENDING]
+            watch = [activity, None, _UNREPORTED]
             self.watches[key] = watch
-            watch[1] = activity.observe(lambda s: self.onChange(key, s))
+            watch[1] = activity.var.observe(lambda s: self.onChange(key, s))
         state: State[NameTree[Name]] = watch[2]
         return state
 
@@ -230,9 +259,17 @@ class _Binding:
         if cls is Leaf:
             value = tree.value  # type: ignore[attr-defined]
             if type(value) is Path:
-                found = self.lookups.get(value)
+                # Keyed by elements: tuples hash and compare in C.
+                found = self.lookups.get(value.elems)
                 if found is None:
-                    found = self.lookups[value] = interpreter.lookup(self.dtab, value)
+                    found = self.lookups[value.elems] = interpreter._step(self.dtab, value)
+                if isinstance(found, list):
+                    # The Alt of the matching entries' rewrites, built lazily.
+                    for dentry in found:
+                        r = self.bind(dentry.rewrite(value), depth + 1, weight)
+                        if r is not NEG:
+                            return r
+                    return NEG
                 if isinstance(found, NameTree):
                     return self.bind(found, depth + 1, weight)
                 state = self.stateOf(found)

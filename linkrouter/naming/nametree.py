@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final, Generic, NoReturn, TypeVar
 
-from .path import Path, Scanner
+from .path import FAST_PATH, FAST_WS, FAST_WS_CHARS, Path, Scanner, fastPath
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -304,6 +304,9 @@ def _eval(tree: NameTree[T]) -> frozenset[T] | NameTree[Any]:
                 return r
         return NEG
     if cls is Union:
+        if len(tree.trees) == 1:  # type: ignore[attr-defined]
+            # As Finagle: a lone child decides, a failure included.
+            return _eval(tree.trees[0].tree)  # type: ignore[attr-defined]
         sets = [r for w in tree.trees if isinstance(r := _eval(w.tree), frozenset)]  # type: ignore[attr-defined]
         return frozenset().union(*sets) if sets else NEG
     return tree
@@ -403,8 +406,43 @@ class TreeScanner(Scanner):
         self.fail("simple")
 
 
+_FAST_WEIGHTED = rf"(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+){FAST_WS}\*{FAST_WS})?(?:{FAST_PATH}|[~!$])"
+FAST_TREE = rf"{FAST_WS}{_FAST_WEIGHTED}(?:{FAST_WS}[|&]{FAST_WS}{_FAST_WEIGHTED})*{FAST_WS}"
+"""
+The name trees without parentheses, escapes or comments, the common case
+that L{fastTree} builds without the scanner.
+"""
+_FAST_TREE_RE = re.compile(FAST_TREE)
+_FAST_SPECIALS: Final[dict[str, NameTree[Any]]] = {"~": NEG, "!": FAIL, "$": EMPTY}
+
+
+def fastTree(text: str) -> NameTree[Path]:
+    """The tree C{text}, a match of L{FAST_TREE}, as L{TreeScanner} reads it."""
+    alts: list[NameTree[Path]] = []
+    for alt in text.split("|"):
+        if "&" in alt:
+            alts.append(Union(*[_fastWeighted(p) for p in alt.split("&")]))
+        else:
+            # A lone weight is dropped, as the scanner drops it.
+            alts.append(_fastSimple(alt.rpartition("*")[2]))
+    return alts[0] if len(alts) == 1 else Alt(*alts)
+
+
+def _fastWeighted(text: str) -> Weighted[Path]:
+    weight, star, simple = text.rpartition("*")
+    return Weighted(float(weight) if star else DEFAULT_WEIGHT, _fastSimple(simple))
+
+
+def _fastSimple(text: str) -> NameTree[Path]:
+    text = text.strip(FAST_WS_CHARS)
+    special = _FAST_SPECIALS.get(text)
+    return special if special is not None else Leaf(fastPath(text))
+
+
 @lru_cache(maxsize=4096)
 def _readTree(text: str) -> NameTree[Path]:
+    if _FAST_TREE_RE.fullmatch(text) is not None:
+        return fastTree(text)
     scanner = TreeScanner(text)
     tree = scanner.tree()
     scanner.end()

@@ -25,6 +25,14 @@ _LABEL_START = frozenset(_SHOWABLE_BYTES.decode() + "\\")
 _JAVA_WS = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\u1680\u2000-\u2006\u2008-\u200a\u2028\u2029\u205f\u3000"
 _WS_RE = re.compile(rf"(?:[{_JAVA_WS}]+|#[^\n]*\n?)*")
 
+# The fast path's subset of the grammar: no escapes and no comments, and only
+# ASCII whitespace.  Text it accepts parses exactly as the scanner parses it;
+# anything else (errors included) goes to the scanner.
+FAST_WS_CHARS = " \t\n\r"
+FAST_WS = f"[{FAST_WS_CHARS}]*"
+FAST_PATH = rf"/(?:[{_SHOWABLE_CLASS}]+(?:/[{_SHOWABLE_CLASS}]+)*)?"
+_FAST_PATH_RE = re.compile(rf"{FAST_WS}({FAST_PATH}){FAST_WS}")
+
 
 class ParseError(ValueError):
     """
@@ -134,12 +142,9 @@ class Scanner:
             self.badLabel()
         text = m.group()
         self.i = j
-        if len(text) == 1:
-            return EMPTY_PATH
-        parts = text[1:].split("/")
         if "\\" in text:
-            return Path._make(tuple([_unescape(p) for p in parts]))
-        return Path._make(tuple([p.encode("ascii") for p in parts]))
+            return Path._make(tuple([_unescape(p) for p in text[1:].split("/")]))
+        return fastPath(text)
 
 
 _set = object.__setattr__
@@ -155,20 +160,19 @@ class Path:
 
     __slots__ = ("_show", "elems")
     elems: tuple[bytes, ...]
-    _show: str | None
+    _show: str  # set when first shown
 
     def __init__(self, *elems: bytes) -> None:
         for e in elems:
             if type(e) is not bytes or not e:
                 raise ValueError(f"path elements must be non-empty bytes: {e!r}")
         _set(self, "elems", elems)
-        _set(self, "_show", None)
 
-    @classmethod
-    def _make(cls, elems: tuple[bytes, ...]) -> Path:
-        p = object.__new__(cls)
-        _set(p, "elems", elems)
-        _set(p, "_show", None)
+    @staticmethod
+    def _make(elems: tuple[bytes, ...]) -> Path:
+        """A path of C{elems}, which the caller has checked."""
+        p = _new(Path)
+        _setElems(p, elems)
         return p
 
     @staticmethod
@@ -193,11 +197,12 @@ class Path:
 
     @property
     def show(self) -> str:
-        shown = self._show
-        if shown is None:
+        try:
+            return self._show
+        except AttributeError:
             shown = "/" + "/".join([showElem(e) for e in self.elems])
             _set(self, "_show", shown)
-        return shown
+            return shown
 
     def __repr__(self) -> str:
         return f"Path.read({self.show!r})"
@@ -253,11 +258,23 @@ class Path:
         return self if n <= 0 else Path._make(self.elems[n:])
 
 
+_new = object.__new__
+_setElems = Path.__dict__["elems"].__set__
 EMPTY_PATH = Path()
+
+
+def fastPath(text: str) -> Path:
+    """The path C{text}, a match of C{FAST_PATH}."""
+    if len(text) == 1:
+        return EMPTY_PATH
+    return Path._make(tuple(text[1:].encode("ascii").split(b"/")))
 
 
 @lru_cache(maxsize=4096)
 def _readPath(text: str) -> Path:
+    m = _FAST_PATH_RE.fullmatch(text)
+    if m is not None:
+        return fastPath(m.group(1))
     scanner = Scanner(text)
     path = scanner.path()
     scanner.end()

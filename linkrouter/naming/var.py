@@ -48,7 +48,7 @@ class _Observation(Closable, Generic[T]):
     def __init__(self, var: Var[T], callback: Callable[[T], object]) -> None:
         self.var: Var[T] | None = var
         self.callback = callback
-        Closable.__init__(self, None)
+        self._onClose = None
 
     def close(self) -> None:
         var = self.var
@@ -279,7 +279,7 @@ class Activity(Generic[T]):
                     return Ok(f(state.value))
                 except Exception as e:
                     return Failed(e)
-            return cast(State[U], state)
+            return cast("State[U]", state)
 
         return Activity(self.var.map(mapState))
 
@@ -295,7 +295,7 @@ class Activity(Generic[T]):
                     return f(state.value).var
                 except Exception as e:
                     return Var(Failed(e))
-            return Var(cast(State[U], state))
+            return Var(cast("State[U]", state))
 
         return Activity(self.var.flatMap(mapState))
 
