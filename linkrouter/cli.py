@@ -105,7 +105,7 @@ def delegate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     value = result[0]
     if not isinstance(value, dict):
         raise CommandError(f"delegation failed: {value.getErrorMessage()}")
-    out.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    out.write(json.dumps(value, indent=2) + "\n")
     return 0
 
 
