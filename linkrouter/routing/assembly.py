@@ -40,6 +40,10 @@ def _nothing(*args: Any) -> None:
     return None
 
 
+def _noAnnotator(name: object) -> None:
+    return None
+
+
 @attrs.frozen
 class ProtocolHooks:
     """
@@ -53,10 +57,12 @@ class ProtocolHooks:
     @ivar deadlineOf: the deadline a request carries (C{l5d-ctx-deadline}).
     @ivar stampDeadline: write the outgoing deadline on a request.
     @ivar discard: release a response that a retry replaces.
-    @ivar annotateService: mark a request with its destination
-        (C{l5d-dst-service}).
-    @ivar annotateClient: mark a request with the bound name it goes to
-        (C{l5d-dst-client}, C{l5d-dst-residual}).
+    @ivar serviceAnnotator: given a destination, the function (or C{None})
+        that marks each request to it (C{l5d-dst-service}); called once per
+        destination, so that per-request work stays small.
+    @ivar clientAnnotator: given a bound name, the function (or C{None})
+        that marks each request sent to it (C{l5d-dst-client},
+        C{l5d-dst-residual}); called once per bound name.
     """
 
     connect: Callable[[Address, ClientParams], IClient]
@@ -65,8 +71,8 @@ class ProtocolHooks:
     deadlineOf: Callable[[Any], Deadline | None] = _nothing
     stampDeadline: Callable[[Any, Deadline], object] = _nothing
     discard: Callable[[Any], object] = _nothing
-    annotateService: Callable[[Any, Path], object] = _nothing
-    annotateClient: Callable[[Any, Bound], object] = _nothing
+    serviceAnnotator: Callable[[Path], Callable[[Any], object] | None] = _noAnnotator
+    clientAnnotator: Callable[[Bound], Callable[[Any], object] | None] = _noAnnotator
 
 
 def _scopeName(path: Path) -> str:
@@ -78,24 +84,19 @@ def _build(plugin: PluginConfig, context: BuildContext) -> Any:
 
 
 @implementer(IClient)
-class _Annotating:
-    """Calls a hook on each request before passing it on."""
+class _WithDeadline:
+    """Passes each request's own deadline (C{deadlineOf}) to C{client}."""
 
-    def __init__(self, client: Any, annotate: Callable[[Any], object], withDeadline: Any) -> None:
+    def __init__(self, client: Any, deadlineOf: Callable[[Any], Deadline | None]) -> None:
         self.client = client
-        self._annotate = annotate
-        self._deadlineOf = withDeadline
+        self._deadlineOf = deadlineOf
 
     @property
     def status(self) -> Any:
         return self.client.status
 
     def __call__(self, request: Any) -> Deferred[Any]:
-        self._annotate(request)
-        if self._deadlineOf is None:
-            result: Deferred[Any] = self.client(request)
-        else:
-            result = self.client(request, deadline=self._deadlineOf(request))
+        result: Deferred[Any] = self.client(request, deadline=self._deadlineOf(request))
         return result
 
     def close(self) -> Deferred[Any]:
@@ -124,12 +125,21 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
     assert context.interpreter is not None, "the service builds the interpreter first"
     clock = context.reactor
     stats = context.stats
-    baseService = config.service.forPath(Path())
-    routerClassifier = (
-        _build(baseService.responseClassifier, context)
-        if baseService.responseClassifier is not None
-        else None
-    )
+    built: list[tuple[PluginConfig, IResponseClassifier]] = []
+
+    def classifierFor(plugin: PluginConfig | None) -> IResponseClassifier | None:
+        # One (memoised) classifier per distinct configuration, so that the
+        # layers of one request share its verdict instead of recomputing it.
+        if plugin is None:
+            return None
+        for known, classifier in built:
+            if known == plugin:
+                return classifier
+        classifier = _Memo(_build(plugin, context))
+        built.append((plugin, classifier))
+        return classifier
+
+    routerClassifier = classifierFor(config.service.forPath(Path()).responseClassifier)
 
     def newClient(bound: Bound) -> IClient:
         params = config.client.forPath(bound.id)
@@ -150,17 +160,19 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         )
         assert params.loadBalancer is not None, "p2c is the configured default"
         balancer = _build(params.loadBalancer, context).build(bound.addr, connect, scope, policy)
-        counted = StatsClient(balancer, scope, routerClassifier, clock, hooks.statusOf)
-        return _Annotating(counted, lambda request: hooks.annotateClient(request, bound), None)
+        return StatsClient(
+            balancer,
+            scope,
+            routerClassifier,
+            clock,
+            hooks.statusOf,
+            hooks.clientAnnotator(bound),
+        )
 
     def newService(dst: Path, dispatch: IClient) -> IClient:
         params = config.service.forPath(dst)
         scope = stats.scope("service", _scopeName(dst))
-        classifier = (
-            _build(params.responseClassifier, context)
-            if params.responseClassifier is not None
-            else routerClassifier
-        )
+        classifier = classifierFor(params.responseClassifier) or routerClassifier
         retrying = retryingClient(
             dispatch,
             params,
@@ -171,10 +183,10 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
             stampDeadline=hooks.stampDeadline,
             discard=hooks.discard,
         )
-        counted = StatsClient(retrying, scope, classifier, clock, hooks.statusOf)
-        return _Annotating(
-            counted, lambda request: hooks.annotateService(request, dst), hooks.deadlineOf
+        counted = StatsClient(
+            retrying, scope, classifier, clock, hooks.statusOf, hooks.serviceAnnotator(dst)
         )
+        return _WithDeadline(counted, hooks.deadlineOf)
 
     def evict(kind: str, name: str) -> None:
         remove = getattr(stats, "remove", None)
@@ -191,8 +203,41 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         bindingTimeout=config.bindingTimeoutMs / 1000.0,
         idleTtl=float(config.bindingCache.idleTtlSecs),
         onEvict=evict,
+        classifier=routerClassifier,
     )
     return router
+
+
+@implementer(IResponseClassifier)
+class _Memo:
+    """
+    A classifier that remembers its last verdict: the stats, retry and
+    failure-accrual layers all classify the same outcome of a request.
+    """
+
+    __slots__ = ("_answer", "_classifier", "_failure", "_request", "_response")
+
+    def __init__(self, classifier: IResponseClassifier) -> None:
+        self._classifier = classifier
+        self._request: object = None
+        self._response: object = None
+        self._failure: object = None
+        self._answer: object = None
+
+    def classify(self, request: object, response: object, failure: object) -> object:
+        if (
+            request is self._request
+            and response is self._response
+            and failure is self._failure
+            and request is not None
+        ):
+            return self._answer
+        answer = self._classifier.classify(request, response, failure)
+        self._request = request
+        self._response = response
+        self._failure = failure
+        self._answer = answer
+        return answer
 
 
 @implementer(IResponseClassifier)

@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from linkrouter.interfaces import IClient, IDelegator, IInterpreter, Status
+from linkrouter.interfaces import IClient, IDelegator, IInterpreter, IResponseClassifier, Status
 from linkrouter.naming import (
     EMPTY,
     FAIL,
@@ -266,6 +266,8 @@ class Router:
         (classifier, retries, timeouts) and stats.
     @param idleTtl: seconds after which an unused destination or client is
         evicted.
+    @param classifier: the router's response classifier, for protocols to
+        count their servers' successes and failures the same way.
     """
 
     def __init__(
@@ -280,8 +282,10 @@ class Router:
         idleTtl: float = 600.0,
         rng: Callable[[], float] = random.random,
         onEvict: Callable[[str, str], object] = lambda kind, name: None,
+        classifier: IResponseClassifier | None = None,
     ) -> None:
         self.label = label
+        self.classifier = classifier
         self.dtab = dtab
         self.interpreter = interpreter
         self.newClient = newClient
@@ -356,6 +360,16 @@ class Router:
         d.addCallback(lambda tree: header + "\n" + explainDelegation(delegateJson(tree)))
         d.addErrback(lambda f: header)
         return d
+
+    def noHosts(self, identified: Identified) -> Deferred[NoHostsAvailable]:
+        """
+        The error for a destination whose bound names have no live address
+        (the client found no endpoint), explained like a negative binding.
+        """
+        dtab = self.dtab + identified.localDtab
+        message = f"No hosts are available for {identified.dst.show}"
+        d = self.explain(dtab, identified.dst)
+        return d.addCallback(lambda detail: NoHostsAvailable(message, detail))
 
     def boundNames(self) -> list[str]:
         """The ids of the bound names that have a client, for C{/bound-names.json}."""

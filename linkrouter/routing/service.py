@@ -9,7 +9,7 @@ same for every protocol.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
@@ -24,19 +24,20 @@ from .router import Router
 
 log = Logger()
 
-T = TypeVar("T")
-
 
 @implementer(IDrainable)
 class RouterService(Service):
     """
     Listens with C{factories} (one per server of the router) and owns the
     L{Router}.  Server factories may provide C{drain()} (stop reading new
-    requests and close idle connections) and C{closeAll()} (close every
-    connection); both are called if present.
+    requests and close idle connections; it may return a Deferred that
+    fires once its connections are closed) and C{closeAll()} (close every
+    connection); both are called if present.  L{listening} is called with
+    each port as it starts listening.
 
-    Protocols wrap each request they hand to the router with L{track}, so
-    that L{drain} knows when the last one has finished.
+    Protocols call L{started} for each request they hand to the router and
+    L{finished} once it is answered, so that L{drain} knows when the last
+    one is done.
     """
 
     def __init__(
@@ -53,18 +54,17 @@ class RouterService(Service):
         self._idle: list[Deferred[None]] = []
         self.draining = False
 
-    def track(self, d: Deferred[T]) -> Deferred[T]:
-        """Count C{d} as a request in flight until it fires."""
+    def started(self) -> None:
+        """A request is in flight until L{finished} is called for it."""
         self.inFlight += 1
-        return d.addBoth(self._done)
 
-    def _done(self, result: T) -> T:
+    def finished(self) -> None:
+        """A request counted by L{started} has been answered."""
         self.inFlight -= 1
         if self.inFlight == 0 and self._idle:
             idle, self._idle = self._idle, []
             for waiter in idle:
                 waiter.callback(None)
-        return result
 
     def startService(self) -> None:
         """
@@ -73,8 +73,11 @@ class RouterService(Service):
         """
         try:
             for server, factory in self.servers:
-                port = self.reactor.listenTCP(server.port, factory, interface=server.ip)
+                port = self.reactor.listenTCP(
+                    server.port, factory, backlog=1024, interface=server.ip
+                )
                 self.ports.append(port)
+                self.listening(server, factory, port)
                 log.info(
                     "router {label} listening on {address}",
                     label=self.router.label,
@@ -88,34 +91,47 @@ class RouterService(Service):
         self.router.start()
         Service.startService(self)
 
+    def listening(
+        self, server: ServerConfig, factory: IProtocolFactory, port: IListeningPort
+    ) -> None:
+        """
+        C{factory} now listens on C{port} for C{server}: a hook for
+        protocols that name metrics by the real address (C{port: 0}).
+        """
+
     def _stopListening(self) -> Deferred[Any]:
         ports, self.ports = self.ports, []
         return gatherResults([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
 
-    def _each(self, method: str) -> None:
+    def _each(self, method: str) -> list[object]:
+        results = []
         for _, factory in self.servers:
             call: Callable[[], object] | None = getattr(factory, method, None)
             if call is not None:
-                call()
+                results.append(call())
+        return results
 
     def drain(self) -> Deferred[None]:
         """
         Stop accepting connections and new requests; fire once no request
-        is in flight.
+        is in flight and every server factory's C{drain()} Deferred (if it
+        returns one: its connections are closed) has fired.
         """
         self.draining = True
         self._stopListening()
-        self._each("drain")
-        if self.inFlight == 0:
+        waits = [d for d in self._each("drain") if isinstance(d, Deferred)]
+        if self.inFlight:
+
+            def cancel(d: Deferred[None]) -> None:
+                if d in self._idle:
+                    self._idle.remove(d)
+
+            waiter: Deferred[None] = Deferred(cancel)
+            self._idle.append(waiter)
+            waits.append(waiter)
+        if not waits:
             return succeed(None)
-
-        def cancel(d: Deferred[None]) -> None:
-            if d in self._idle:
-                self._idle.remove(d)
-
-        waiter: Deferred[None] = Deferred(cancel)
-        self._idle.append(waiter)
-        return waiter
+        return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)

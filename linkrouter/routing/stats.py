@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_routing_assembly -*-
+# -*- test-case-name: tests.test_routing_router -*-
 """
 Request metrics for any L{IClient}, as Finagle names them: C{requests},
 C{success}, C{failures} (and C{failures/<kind>}), C{status/<code>} and
@@ -16,17 +16,88 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from linkrouter.interfaces import IClient, IResponseClassifier, IStatsReceiver, ResponseClass
+from linkrouter.interfaces import (
+    IClient,
+    ICounter,
+    IResponseClassifier,
+    IStatsReceiver,
+    ResponseClass,
+)
 
 StatusOf = Callable[[Any], "int | None"]
+
+_SUCCESS = ResponseClass.SUCCESS
+
+
+class RequestStats:
+    """
+    The request metrics of one scope: call L{begin} as a request starts and
+    L{end} with its outcome.  Success and failure are as C{classifier} says,
+    so a 500 answered by a backend counts as a failure where the router's
+    classifier says so.
+    """
+
+    def __init__(
+        self,
+        stats: IStatsReceiver,
+        classifier: IResponseClassifier | None,
+        clock: IReactorTime,
+        statusOf: StatusOf = lambda response: None,
+    ) -> None:
+        self._stats = stats
+        self._classifier = classifier
+        self._seconds = clock.seconds
+        self._statusOf = statusOf
+        self._requests = stats.counter("requests")
+        self._success = stats.counter("success")
+        self._failures = stats.counter("failures")
+        self._latency = stats.histogram("request_latency_ms")
+        self._byStatus: dict[int, tuple[ICounter, ICounter]] = {}
+        self.pending = 0
+        self._gauge = stats.addGauge(("pending",), lambda: float(self.pending))
+
+    def begin(self) -> float:
+        """Count a request; return its start time for L{end}."""
+        self._requests.incr()
+        self.pending += 1
+        return self._seconds()
+
+    def end(self, start: float, request: Any, response: Any, failure: Failure | None) -> None:
+        """Record the outcome of the request that L{begin} returned C{start} for."""
+        self.pending -= 1
+        self._latency.add((self._seconds() - start) * 1000.0)
+        if response is not None:
+            code = self._statusOf(response)
+            if code is not None:
+                counters = self._byStatus.get(code)
+                if counters is None:
+                    counters = self._byStatus[code] = (
+                        self._stats.counter("status", str(code)),
+                        self._stats.counter("status", f"{code // 100}XX"),
+                    )
+                counters[0].incr()
+                counters[1].incr()
+        classifier = self._classifier
+        verdict = (
+            classifier.classify(request, response, failure) if classifier is not None else None
+        )
+        if verdict is _SUCCESS if type(verdict) is ResponseClass else failure is None:
+            self._success.incr()
+        else:
+            self._failures.incr()
+            if failure is not None:
+                self._stats.counter("failures", failure.value.__class__.__name__).incr()
+
+    def close(self) -> None:
+        """Stop exporting the C{pending} gauge."""
+        self._gauge.remove()
 
 
 @implementer(IClient)
 class StatsClient:
     """
-    Counts what goes through C{client} under C{stats}.  Success and failure
-    are as C{classifier} says, so a 500 answered by a backend counts as a
-    failure where the router's classifier says so.
+    Counts what goes through C{client} under C{stats} (see L{RequestStats});
+    C{annotate}, if given, is called with each request first.
     """
 
     def __init__(
@@ -36,57 +107,30 @@ class StatsClient:
         classifier: IResponseClassifier | None,
         clock: IReactorTime,
         statusOf: StatusOf = lambda response: None,
+        annotate: Callable[[Any], object] | None = None,
     ) -> None:
         self.client = client
-        self._stats = stats
-        self._classifier = classifier
-        self._clock = clock
-        self._statusOf = statusOf
-        self._requests = stats.counter("requests")
-        self._success = stats.counter("success")
-        self._failures = stats.counter("failures")
-        self._latency = stats.histogram("request_latency_ms")
-        self._pending = 0
-        self._gauge = stats.addGauge(("pending",), lambda: float(self._pending))
+        self.stats = RequestStats(stats, classifier, clock, statusOf)
+        self._annotate = annotate
 
     @property
     def status(self) -> Any:
         return self.client.status
 
     def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        self._requests.incr()
-        self._pending += 1
-        start = self._clock.seconds()
+        if self._annotate is not None:
+            self._annotate(request)
+        start = self.stats.begin()
         d: Deferred[Any] = self.client(request, *args, **kwargs)
+        return d.addBoth(self._done, request, start)
 
-        def done(result: Any) -> Any:
-            self._pending -= 1
-            self._latency.add((self._clock.seconds() - start) * 1000.0)
-            failure = result if isinstance(result, Failure) else None
-            response = None if failure is not None else result
-            if response is not None:
-                code = self._statusOf(response)
-                if code is not None:
-                    self._stats.counter("status", str(code)).incr()
-                    self._stats.counter("status", f"{code // 100}XX").incr()
-            if self._succeeded(request, response, failure):
-                self._success.incr()
-            else:
-                self._failures.incr()
-                if failure is not None:
-                    kind = failure.value.__class__.__name__
-                    self._stats.counter("failures", kind).incr()
-            return result
-
-        return d.addBoth(done)
-
-    def _succeeded(self, request: Any, response: Any, failure: Failure | None) -> bool:
-        if self._classifier is not None:
-            verdict = self._classifier.classify(request, response, failure)
-            if isinstance(verdict, ResponseClass):
-                return verdict.isSuccess
-        return failure is None
+    def _done(self, result: Any, request: Any, start: float) -> Any:
+        if isinstance(result, Failure):
+            self.stats.end(start, request, None, result)
+        else:
+            self.stats.end(start, request, result, None)
+        return result
 
     def close(self) -> Deferred[Any]:
-        self._gauge.remove()
+        self.stats.close()
         return self.client.close()

@@ -394,6 +394,8 @@ _BODILESS_DROP = frozenset([b"connection", b"keep-alive", b"transfer-encoding", 
 
 
 class _ConnectFactory(ClientFactory):
+    noisy = False  # one per upstream connection: no "Starting factory" lines
+
     def __init__(self, pool: HTTPPool, call: _Call | None) -> None:
         self.pool = pool
         self.call = call

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
+from random import getrandbits
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -74,13 +75,13 @@ def prepareRequest(
     """
     Set the informational headers on a request about to be forwarded:
     C{l5d-dst-service}, C{l5d-dst-client}, C{l5d-dst-residual} (when not
-    empty), C{l5d-reqid} (kept if present) and C{Via}.
+    empty), C{l5d-reqid} (kept if present) and C{Via} (once: a retried
+    request is the same request, so C{via} is appended only the first time).
     """
-    raw = request.headers.raw
     kept = []
     reqid = None
     vias = []
-    for h in raw:
+    for h in request.headers.raw:
         n = h[0].lower()
         if n.startswith(b"l5d-dst-"):
             continue
@@ -95,9 +96,12 @@ def prepareRequest(
     if residual and residual != b"/":
         kept.append((b"l5d-dst-residual", residual))
     if reqid is None:
-        kept.append((b"l5d-reqid", os.urandom(8).hex().encode()))
-    vias.append(via)
-    kept.append((b"Via", b", ".join(vias)))
+        kept.append((b"l5d-reqid", b"%016x" % getrandbits(64)))
+    if "via" not in request.ctx:
+        request.ctx["via"] = True
+        vias.append(via)
+    if vias:
+        kept.append((b"Via", b", ".join(vias)))
     request.headers.raw = kept
 
 

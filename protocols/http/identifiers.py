@@ -25,6 +25,7 @@ from protocols.http import headers as l5d
 from protocols.http.message import Request
 
 SVC = Path(b"svc")
+_SEEN_LIMIT = 1024
 
 
 def _segments(path: bytes) -> list[bytes]:
@@ -42,13 +43,20 @@ class HeaderTokenIdentifier:
 
     header: bytes = b"Host"
     dstPrefix: Path = SVC
+    _seen: dict[bytes, Identified] = attrs.field(factory=dict, eq=False, repr=False)
 
     def identify(self, request: object) -> Identification:
         assert isinstance(request, Request)
         value = request.headers.get(self.header)
         if not value:
             return Unidentified(f"{self.header.decode()} header is absent")
-        return Identified(_path(self.dstPrefix, [value]))
+        # Steady traffic names few destinations: reuse their (immutable) names.
+        seen = self._seen.get(value)
+        if seen is None:
+            if len(self._seen) >= _SEEN_LIMIT:
+                self._seen.clear()
+            seen = self._seen[value] = Identified(_path(self.dstPrefix, [value]))
+        return seen
 
 
 @implementer(IIdentifier)

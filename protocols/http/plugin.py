@@ -14,36 +14,38 @@ router-made response with C{l5d-err}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer, provider
+from zope.interface import provider
 
+from linkrouter.client.errors import NoEndpointsAvailable
 from linkrouter.config import REQUIRED, ClientParams, RouterConfig, Section, ServerConfig
 from linkrouter.context import BuildContext
-from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin, Status
+from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin
 from linkrouter.naming import Address, Bound, Path
 from linkrouter.policy.timeouts import DEADLINE_HEADER, Deadline, RequestTimeout, readDeadline
 from linkrouter.routing import (
     BindingTimeout,
-    Identified,
+    Identification,
     NoHostsAvailable,
     RoutingError,
     Unidentified,
 )
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
-from linkrouter.routing.stats import StatsClient
+from linkrouter.routing.stats import RequestStats
 from protocols.http import errors
 from protocols.http import headers as l5d
 from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
 from protocols.http.client import HTTPPool, PoolConfig
 from protocols.http.identifiers import IdentifierChain
 from protocols.http.message import BodyStream, Request, Response
-from protocols.http.server import HTTPServerFactory
+from protocols.http.server import Handler, HTTPServerFactory
 from protocols.http.server import ServerConfig as EngineConfig
 
 log = Logger()
@@ -89,23 +91,6 @@ def _labeler(section: Section, key: str) -> l5d.LabelerConfig:
     return l5d.LabelerConfig(kind, label)
 
 
-@implementer(IClient)
-class _Handler:
-    """The server side of a request, as an IClient so that it can be counted."""
-
-    status = Status.OPEN
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    def __call__(self, request: Any) -> Deferred[Any]:
-        result: Deferred[Any] = self._handle(request)
-        return result
-
-    def close(self) -> Deferred[Any]:
-        return succeed(None)
-
-
 class HttpRouter(RouterService):
     """
     An HTTP router: its servers, its identifiers and the router core.
@@ -132,14 +117,28 @@ class HttpRouter(RouterService):
             deadlineOf=_deadlineOf,
             stampDeadline=_stampDeadline,
             discard=_discard,
-            annotateService=_annotateService,
-            annotateClient=_annotateClient,
+            serviceAnnotator=_serviceAnnotator,
+            clientAnnotator=_clientAnnotator,
         )
         RouterService.__init__(self, buildRouter(config, context, hooks), reactor)
         self.accessLog = (
             AccessLog(protocolConfig.accessLog) if protocolConfig.accessLog is not None else None
         )
-        self.servers = [(server, self._serverFactory(server)) for server in config.servers]
+        self.servers = [
+            (server, HTTPServerFactory(_notListening, self.engine, self.accessLog))
+            for server in config.servers
+        ]
+
+    def stopService(self) -> Deferred[Any]:
+        d = RouterService.stopService(self)
+        if self.accessLog is not None:
+            d.addBoth(self._closeLog)
+        return d
+
+    def _closeLog(self, result: object) -> object:
+        assert self.accessLog is not None
+        self.accessLog.close()
+        return result
 
     def _connect(self, address: Address, params: ClientParams) -> IClient:
         pool = params.hostConnectionPool
@@ -162,8 +161,18 @@ class HttpRouter(RouterService):
         reactor = self.context.reactor
         return HTTPPool(reactor, reactor, address.host, address.port, config)
 
-    def _serverFactory(self, server: ServerConfig) -> HTTPServerFactory:
-        stats = self.context.stats.scope("server", f"{server.ip}/{server.port}")
+    def listening(self, server: ServerConfig, factory: Any, port: Any) -> None:
+        """Serve with metrics under C{server/<ip>/<port>}, the address bound."""
+        address = port.getHost()
+        factory.handler = self._serverHandler(server, f"{address.host}/{address.port}")
+
+    def _serverHandler(self, server: ServerConfig, name: str) -> Handler:
+        stats = RequestStats(
+            self.context.stats.scope("server", name),
+            self.router.classifier,
+            self.reactor,
+            _statusOf,
+        )
         httpServer = server.protocol
         assert httpServer is None or isinstance(httpServer, HttpServerConfig)
         inFlight = [0]
@@ -180,62 +189,98 @@ class HttpRouter(RouterService):
         )
         maxDepth = self.protocolConfig.maxCallDepth
         maxErr = self.engine.maxErrResponseKB
+        clear = server.clearContext
 
         def handle(request: Request) -> Deferred[Response]:
-            if self.draining:
-                return succeed(errors.errorResponse(503, "router is shutting down", True, maxErr))
-            if server.clearContext:
+            start = stats.begin()
+            if clear:
                 l5d.clearContext(request)
-            if l5d.callDepth(request) >= maxDepth:
-                return succeed(errors.callDepthExceeded(maxDepth))
-            if limit is not None and inFlight[0] >= limit:
-                return succeed(errors.overloaded(limit))
-            if stamp is not None:
-                l5d.addTimestamp(request, stamp, self.reactor.seconds())
-            if forwarded is not None:
-                l5d.addForwarded(request, forwarded[0], forwarded[1])
-            inFlight[0] += 1
-            d = self.track(self._route(request))
+            if self.draining:
+                response = errors.errorResponse(503, "router is shutting down", True, maxErr)
+            elif l5d.callDepth(request) >= maxDepth:
+                response = errors.callDepthExceeded(maxDepth)
+            elif limit is not None and inFlight[0] >= limit:
+                response = errors.overloaded(limit)
+            else:
+                if stamp is not None:
+                    l5d.addTimestamp(request, stamp, self.reactor.seconds())
+                if forwarded is not None:
+                    l5d.addForwarded(request, forwarded[0], forwarded[1])
+                inFlight[0] += 1
+                self.started()
 
-            def done(result: Response) -> Response:
-                inFlight[0] -= 1
-                return result
+                def finish(response: Response) -> Response:
+                    inFlight[0] -= 1
+                    self.finished()
+                    stats.end(start, request, response, None)
+                    return response
 
-            return d.addBoth(done)
+                return self._route(request, finish)
+            stats.end(start, request, response, None)
+            return succeed(response)
 
-        counted = StatsClient(_Handler(handle), stats, None, self.reactor, _statusOf)
-        return HTTPServerFactory(counted, self.engine, self.accessLog)
+        return handle
 
-    def _route(self, request: Request) -> Deferred[Response]:
+    def _route(self, request: Request, finish: Finish) -> Deferred[Response]:
+        """
+        Identify and route C{request}; the response (a router-made one on
+        any error: this never fails) goes through C{finish}.
+        """
         try:
             identified = self.identifier.identify(request)
         except Exception as e:
             log.failure("identifier failed", Failure(e))
-            return succeed(errors.unidentified(f"identifier failed: {e}"))
+            return succeed(finish(errors.unidentified(f"identifier failed: {e}")))
         if isinstance(identified, Deferred):
-            return identified.addCallback(self._dispatch, request)
-        return self._dispatch(identified, request)
+            return identified.addCallbacks(
+                self._dispatch,
+                self._identifierFailed,
+                callbackArgs=(request, finish),
+                errbackArgs=(finish,),
+            )
+        return self._dispatch(identified, request, finish)
 
-    def _dispatch(self, identified: Any, request: Request) -> Deferred[Response]:
+    @staticmethod
+    def _identifierFailed(failure: Failure, finish: Finish) -> Response:
+        log.failure("identifier failed", failure)
+        return finish(errors.unidentified(f"identifier failed: {failure.getErrorMessage()}"))
+
+    def _dispatch(
+        self, identified: Identification, request: Request, finish: Finish
+    ) -> Deferred[Response]:
         if isinstance(identified, Unidentified):
-            return succeed(errors.unidentified(identified.reason))
-        assert isinstance(identified, Identified)
+            return succeed(finish(errors.unidentified(identified.reason)))
         forwarded = identified.request if isinstance(identified.request, Request) else request
-        dst = identified.dst.show
+        try:
+            d = self.router.route(identified, forwarded)
+        except Exception:
+            d = fail()
         maxErr = self.engine.maxErrResponseKB
-        d = self.router.route(identified, forwarded)
 
         def respond(response: Response) -> Response:
-            return l5d.prepareResponse(response)
+            return finish(l5d.prepareResponse(response))
 
-        def failed(failure: Failure) -> Response:
-            return _errorResponse(failure, dst, maxErr)
+        def failed(failure: Failure) -> Response | Deferred[Response]:
+            if failure.check(NoEndpointsAvailable):
+                return self.router.noHosts(identified).addCallback(
+                    lambda error: finish(_errorResponse(Failure(error), identified.dst, maxErr))
+                )
+            return finish(_errorResponse(failure, identified.dst, maxErr))
 
         return d.addCallbacks(respond, failed)
 
 
-def _errorResponse(failure: Failure, dst: str, maxErr: int) -> Response:
+Finish = Callable[[Response], Response]
+"""What a server does with each response: count it and pass it on."""
+
+
+def _notListening(request: Request) -> Deferred[Response]:
+    raise AssertionError("a server factory serves only once listening")
+
+
+def _errorResponse(failure: Failure, path: Path, maxErr: int) -> Response:
     exc = failure.value
+    dst = path.show
     if isinstance(exc, NoHostsAvailable):
         return errors.noHosts(dst, exc.detail, maxErr)
     if isinstance(exc, BindingTimeout):
@@ -246,6 +291,8 @@ def _errorResponse(failure: Failure, dst: str, maxErr: int) -> Response:
         return errors.timeout(dst, exc.seconds * 1000)
     if isinstance(exc, CancelledError):
         return errors.errorResponse(504, f"Request to {dst} was cancelled", False, maxErr)
+    if not isinstance(exc, errors.UpstreamError | TimeoutError):
+        log.failure("request to {dst} failed unexpectedly", failure, dst=dst)
     return errors.fromFailure(failure, dst)
 
 
@@ -272,17 +319,25 @@ def _discard(response: Response) -> None:
         response.body.stopProducing()
 
 
-def _annotateService(request: Request, dst: Path) -> None:
-    request.ctx["dst"] = dst.show.encode("latin-1")
+def _serviceAnnotator(dst: Path) -> Callable[[Request], None]:
+    service = dst.show.encode("latin-1")
+
+    def annotate(request: Request) -> None:
+        request.ctx["dst"] = service
+
+    return annotate
 
 
-def _annotateClient(request: Request, bound: Bound) -> None:
-    l5d.prepareRequest(
-        request,
-        bytes(request.ctx.get("dst", b"")),  # type: ignore[call-overload]
-        bound.id.show.encode("latin-1"),
-        bound.residual.show.encode("latin-1") if len(bound.residual) else b"",
-    )
+def _clientAnnotator(bound: Bound) -> Callable[[Request], None]:
+    client = bound.id.show.encode("latin-1")
+    residual = bound.residual.show.encode("latin-1") if len(bound.residual) else b""
+
+    def annotate(request: Request) -> None:
+        service = request.ctx.get("dst", b"")
+        assert isinstance(service, bytes)
+        l5d.prepareRequest(request, service, client, residual)
+
+    return annotate
 
 
 @provider(IProtocolPlugin)

@@ -153,6 +153,8 @@ class HTTPServerProtocol(Protocol):
         self.ctx: dict[str, object] = {}  # per-connection values (labels, ...)
         self.peer: IAddress | None = None
         self.host: IAddress | None = None
+        self.owner: HTTPServerFactory | None = None
+        self._draining = False
         self._resetMessage()
 
     def _resetMessage(self) -> None:
@@ -176,6 +178,22 @@ class HTTPServerProtocol(Protocol):
             transport.setTcpNoDelay(True)
         self.peer = transport.getPeer()
         self.host = transport.getHost()
+        if self.owner is not None:
+            self.owner.connections.add(self)
+
+    def drain(self) -> None:
+        """
+        Read no new request: close now if idle, else once the exchanges
+        already read have been answered.
+        """
+        self._draining = True
+        if self._exchange is not None:
+            self._exchange.keepAlive = False
+        elif self._queue:
+            self._queue[-1].keepAlive = False
+        elif not self._inHead and self.transport is not None:
+            self._dead = True
+            self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -217,6 +235,8 @@ class HTTPServerProtocol(Protocol):
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
         self._gone = True
         self._dead = True
+        if self.owner is not None:
+            self.owner._lost(self)
         lost = Failure(errors.ConnectionClosed("the downstream client disconnected"))
         if isinstance(self._body, BodyStream):
             self._body.fail(lost)
@@ -282,7 +302,8 @@ class HTTPServerProtocol(Protocol):
         version = b"1.1" if p.get_http_version() == "1.1" else b"1.0"
         request = Request(p.get_method(), b"".join(self._url), headers, b"", version)
         request.ctx["server"] = self
-        ex = self._exchange = _Exchange(request, p.should_keep_alive() and not upgrade)
+        keepAlive = p.should_keep_alive() and not upgrade and not self._draining
+        ex = self._exchange = _Exchange(request, keepAlive)
         if upgrade:
             request.body = self._upgraded = BodyStream(self, tunnel=True)
         elif chunked:
@@ -461,7 +482,12 @@ class HTTPServerProtocol(Protocol):
 
 
 class HTTPServerFactory(Factory):
-    """Builds an L{HTTPServerProtocol} per accepted connection."""
+    """
+    Builds an L{HTTPServerProtocol} per accepted connection, and keeps
+    track of them so that a router can drain or close them.
+    """
+
+    noisy = False  # the router logs where it listens
 
     def __init__(
         self,
@@ -472,6 +498,37 @@ class HTTPServerFactory(Factory):
         self.handler = handler
         self.config = config or ServerConfig()
         self.accessLog = accessLog
+        self.connections: set[HTTPServerProtocol] = set()
+        self._idle: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
-        return HTTPServerProtocol(self.handler, self.config, self.accessLog)
+        protocol = HTTPServerProtocol(self.handler, self.config, self.accessLog)
+        protocol.owner = self
+        return protocol
+
+    def drain(self) -> Deferred[None]:
+        """
+        Close idle connections now and the others after the requests they
+        have already read; fire once every connection is closed.
+        """
+        for connection in list(self.connections):
+            connection.drain()
+        d: Deferred[None] = Deferred(self._idle.remove)
+        if self.connections:
+            self._idle.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def closeAll(self) -> None:
+        """Close every connection now, whatever it is doing."""
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _lost(self, connection: HTTPServerProtocol) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._idle:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
