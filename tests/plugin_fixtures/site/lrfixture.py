@@ -150,7 +150,8 @@ class LineRouter(Service):
 
     def drain(self) -> Deferred[None]:
         self.draining = True
-        for port in self.ports:
+        ports, self.ports = self.ports, []
+        for port in ports:
             port.stopListening()
         d: Deferred[None] = Deferred(lambda d: self._idle.remove(d))
         if self.inFlight == 0:
@@ -161,7 +162,8 @@ class LineRouter(Service):
 
     def stopService(self) -> None:
         Service.stopService(self)
-        for port in self.ports:
+        ports, self.ports = self.ports, []
+        for port in ports:
             port.stopListening()
         for connection in list(self.connections):
             if connection.transport is not None:
