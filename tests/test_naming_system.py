@@ -53,6 +53,16 @@ class SystemNamerTests(SynchronousTestCase):
         self.assertRaises(UnknownNamer, self.namer.lookup, P("/$/inet/host/notaport"))
         self.assertRaises(UnknownNamer, self.namer.lookup, P("/$/inet"))
 
+    def test_inetShortIPv4(self) -> None:
+        """
+        The short IPv4 forms Linkerd configurations use (C{127.1}) are
+        addresses, bound at once without asking the resolver.
+        """
+        b = self.bound("/$/inet/127.1/9990")
+        self.assertEqual(b.addr.sample(), AddrBound(frozenset({Address("127.0.0.1", 9990)})))
+        self.assertEqual(b.id, P("/$/inet/127.1/9990"))
+        self.assertEqual(self.asked, [])
+
     def test_inetResolvesWhileObserved(self) -> None:
         d: Deferred[Sequence[str]] = Deferred()
         self.answers["svc.example"] = d

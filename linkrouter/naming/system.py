@@ -8,6 +8,7 @@ C{io.buoyant.porthostPfx}, C{io.buoyant.http.*}).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -64,12 +65,21 @@ def reactorResolver(reactor: IReactorPluggableNameResolver) -> Resolver:
     return resolve
 
 
-def _isIP(host: str) -> bool:
+def _literalIP(host: str) -> str | None:
+    """
+    C{host} as an IP address if it is one, including the short IPv4 forms
+    that Linkerd configurations use (C{127.1}); C{None} for a host name.
+    """
     try:
-        ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        return False
-    return True
+        pass
+    if host and all(part.isdigit() for part in host.split(".")) and host.count(".") < 3:
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def _javaInt(text: str) -> int | None:
@@ -163,8 +173,9 @@ class SystemNamer:
             return Var(AddrFailed(f"port out of range: {port}"))
         if not host:
             host = "127.0.0.1"
-        if _isIP(host):
-            return Var(AddrBound(frozenset((Address(host, port),))))
+        literal = _literalIP(host)
+        if literal is not None:
+            return Var(AddrBound(frozenset((Address(literal, port),))))
         resolver = self._resolver
 
         def start(update: Callable[[Addr], None]) -> Callable[[], None]:
