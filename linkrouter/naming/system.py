@@ -8,8 +8,8 @@ C{io.buoyant.porthostPfx}, C{io.buoyant.http.*}).
 from __future__ import annotations
 
 import ipaddress
-import socket
 import re
+import socket
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
