@@ -2,16 +2,23 @@
 HTTP/1.1 proxy benchmark: direct vs HAProxy (one thread) vs linkrouter, all
 in front of the same nginx (one worker, 12-byte body) on loopback.
 
-    python benchmarks/http.py [--runs 3] [--duration 5] [--router CONFIG]
+    python -m benchmarks.http [--runs 3] [--duration 5] [--simple] [--engine]
+    python -m benchmarks.http --router CONFIG --router-port 4140 --backend-port 8080
 
-Needs the Debian packages nginx, haproxy and wrk.  Without --router the
-proxy is the bare HTTP data path (benchmarks/http_proxy.py, fixed
-destination); with --router CONFIG it runs ``python -m twisted linkrouter -c
-CONFIG``, whose router must listen on --router-port and route to nginx on
---backend-port.  Prints requests/s (median of the runs) and the ratio
-linkrouter/HAProxy, p99 latency added over direct at a fixed 1,000 req/s,
-RSS with 1,000 idle client connections, time from start to the first
-proxied 200, and RSS around streaming 1 MB bodies.
+Needs the Debian packages nginx, haproxy and wrk.  linkrouter runs as
+``python -m twisted --reactor=epoll linkrouter -c CONFIG`` with the full
+router stack: by default with a configuration this script writes (Host
+identifier, binding cache, p2c with consecutive-failures accrual, metrics;
+the admin server on a free port), or with --router CONFIG, whose router
+must listen on --router-port and route to nginx on --backend-port.
+--simple adds a second router with roundRobin and no failure accrual (the
+client-stack cost, issue 5); --engine adds the bare HTTP data path
+(benchmarks/http_proxy.py, fixed destination, no router core).
+
+Prints requests/s (median of the runs) and the ratios to HAProxy, p99
+latency added over direct at a fixed 1,000 req/s, RSS with 1,000 idle client
+connections, time from start to the first proxied 200, and RSS around
+streaming 1 MB bodies.
 
 Helpers run as modules (C{-m benchmarks.http_proxy}) from the repository
 root, since this file's name would shadow the standard library's C{http}.
@@ -69,6 +76,31 @@ backend b
 """
 
 
+ROUTER_CONF = """
+admin:
+  ip: 127.0.0.1
+  port: {admin}
+routers:
+- protocol: http
+  label: bench
+  dtab: /svc/* => /$/inet/127.0.0.1/{backend};
+  servers:
+  - ip: 127.0.0.1
+    port: {port}
+  client:
+    loadBalancer:
+      kind: {balancer}
+    failureAccrual:
+      kind: {accrual}
+"""
+
+VARIANTS = {
+    "linkrouter": ("p2c", "io.l5d.consecutiveFailures"),
+    "lr-simple": ("roundRobin", "none"),
+}
+"""The written router configurations: balancer and failure accrual kinds."""
+
+
 def freePort() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,6 +134,13 @@ def rssKB(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpuSeconds(pid: int) -> float:
+    """User plus system CPU time of process C{pid}."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(port: int, duration: float) -> float:
@@ -153,14 +192,31 @@ def streamBig(port: int, times: int) -> None:
                 raise RuntimeError(f"short body: {got}")
 
 
+def waitFor200(port: int, started: float) -> float:
+    """Poll until C{port} proxies a 200; the seconds since C{started}."""
+    while True:
+        try:
+            if get(port)[0] == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        if time.monotonic() - started > 30:
+            raise RuntimeError(f"the proxy on {port} did not answer 200 within 30 s")
+        time.sleep(0.005)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
-    parser.add_argument("--router", help="a linkrouter config file to run instead of the glue")
+    parser.add_argument("--router", help="a linkrouter config file instead of the written one")
     parser.add_argument("--router-port", type=int, default=4140)
     parser.add_argument("--backend-port", type=int, default=0)
+    parser.add_argument(
+        "--simple", action="store_true", help="also a router with roundRobin, no accrual"
+    )
+    parser.add_argument("--engine", action="store_true", help="also the bare HTTP data path")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="lr-bench-")
@@ -181,44 +237,82 @@ def main() -> None:
         procs.append(p)
         return p  # type: ignore[no-any-return]
 
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    twisted = [sys.executable, "-m", "twisted", "--reactor=epoll", "--log-level=warn"]
+
+    def router(config: str) -> subprocess.Popen[bytes]:
+        return spawn([*twisted, "linkrouter", "-c", config], env=env, cwd=ROOT)
+
+    def written(name: str) -> tuple[str, int]:
+        balancer, accrual = VARIANTS[name]
+        port = freePort()
+        path = os.path.join(work, f"{name}.yaml")
+        with open(path, "w") as conf:
+            conf.write(
+                ROUTER_CONF.format(
+                    admin=freePort(), backend=backend, port=port, balancer=balancer, accrual=accrual
+                )
+            )
+        return path, port
+
     try:
         spawn(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work])
         spawn(["haproxy", "-f", os.path.join(work, "haproxy.cfg"), "-db"])
         waitPort(backend)
         waitPort(hap)
 
-        env = dict(os.environ, PYTHONPATH=ROOT)
+        # The main linkrouter (the one whose start-up, RSS and streaming
+        # are measured) first, alone, so that its start-up time is its own.
         started = time.monotonic()
         if args.router:
             ours = args.router_port
-            cmd = [sys.executable, "-m", "twisted", "-n", "linkrouter", "-c", args.router]
+            proxy = router(args.router)
         else:
-            ours = freePort()
-            cmd = [sys.executable, "-m", "benchmarks.http_proxy", str(ours), "127.0.0.1"]
-            cmd.append(str(backend))
-        proxy = spawn(cmd, env=env, cwd=ROOT)
-        while True:
-            try:
-                if get(ours)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() - started > 30:
-                raise RuntimeError("the proxy did not answer 200 within 30 s")
-            time.sleep(0.005)
-        startup = time.monotonic() - started
+            config, ours = written("linkrouter")
+            proxy = router(config)
+        startup = waitFor200(ours, started)
         rssStart = rssKB(proxy.pid)
 
         targets: dict[str, int] = {"direct": backend, "haproxy": hap, "linkrouter": ours}
+        pids: dict[str, int] = {"linkrouter": proxy.pid}
+        if args.simple:
+            config, port = written("lr-simple")
+            pids["lr-simple"] = router(config).pid
+            waitFor200(port, time.monotonic())
+            targets["lr-simple"] = port
+        if args.engine:
+            port = freePort()
+            pids["engine"] = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.http_proxy",
+                    str(port),
+                    "127.0.0.1",
+                    str(backend),
+                ],
+                env=env,
+                cwd=ROOT,
+            ).pid
+            waitFor200(port, time.monotonic())
+            targets["engine"] = port
+
+        # CPU time per request is steadier than requests/s on a shared machine.
         rates: dict[str, list[float]] = {name: [] for name in targets}
+        cpu: dict[str, list[float]] = {name: [] for name in pids}
         for _ in range(args.runs):
             for name, port in targets.items():
-                rates[name].append(wrk(port, args.duration))
+                before = cpuSeconds(pids[name]) if name in pids else 0.0
+                rate = wrk(port, args.duration)
+                rates[name].append(rate)
+                if name in pids:
+                    used = cpuSeconds(pids[name]) - before
+                    cpu[name].append(used / (rate * args.duration) * 1e6)
         med = {name: statistics.median(v) for name, v in rates.items()}
 
         p99: dict[str, float] = {}
-        for name, port in targets.items():
-            p99[name] = fixedRate(port, args.latency_seconds)
+        for name in ("direct", "haproxy", "linkrouter"):
+            p99[name] = fixedRate(targets[name], args.latency_seconds)
 
         rssBeforeIdle = rssKB(proxy.pid)
         socks = idleConnections(ours, 1000)
@@ -232,14 +326,26 @@ def main() -> None:
         rssAfterBig = rssKB(proxy.pid)
 
         def row(label: str, fmt: Callable[[str], str]) -> None:
-            print(f"{label:<26}" + "".join(f"{fmt(n):>18}" for n in targets))
+            print(f"{label:<24}" + "".join(f"{fmt(n):>18}" for n in targets))
 
         print(f"runs={args.runs} duration={args.duration}s wrk -t1 -c32 keep-alive")
-        print(f"{'':<26}" + "".join(f"{n:>18}" for n in targets))
+        print(f"{'':<24}" + "".join(f"{n:>18}" for n in targets))
         row("requests/s (median)", lambda n: f"{med[n]:,.0f}")
         row("requests/s (all runs)", lambda n: "/".join(f"{r / 1000:.1f}k" for r in rates[n]))
-        row("p99 ms at 1,000 req/s", lambda n: f"{p99[n]:.3f}")
+        row("ratio to haproxy", lambda n: f"{med[n] / med['haproxy']:.2f}")
+        row(
+            "CPU us/request (median)",
+            lambda n: f"{statistics.median(cpu[n]):.1f}" if n in cpu else "-",
+        )
+        row("p99 ms at 1,000 req/s", lambda n: f"{p99[n]:.3f}" if n in p99 else "-")
         print(f"ratio linkrouter/haproxy: {med['linkrouter'] / med['haproxy']:.2f}")
+        if args.simple:
+            change = med["linkrouter"] / med["lr-simple"] - 1
+            extra = statistics.median(cpu["linkrouter"]) / statistics.median(cpu["lr-simple"]) - 1
+            print(
+                f"p2c + consecutive failures vs roundRobin + no accrual: {change:+.1%} req/s,"
+                f" {extra:+.1%} CPU per request"
+            )
         print(f"p99 added over direct at 1k req/s: {p99['linkrouter'] - p99['direct']:.3f} ms")
         print(
             f"linkrouter RSS: {rssStart / 1024:.1f} MB at start, "

@@ -684,3 +684,55 @@ class InvariantTests(SynchronousTestCase):
         for c in h.allClients:
             self.assertEqual(c.closed, id(c) not in live)
         self.flushLoggedErrors()
+
+
+class LeftoverTimerTests(SynchronousTestCase):
+    """Draining or closing never leaves a C{_probeReady} timer behind."""
+
+    def fail(self, client: FakeClient) -> None:
+        while client.waiting:
+            client.waiting.pop(0)[1].errback(ValueError("boom"))
+
+    def test_failureOnDrainingEndpoint(self) -> None:
+        h = Harness("roundRobin", ports=(1, 2), accrual=AccrualConfig(failures=1))
+        ds = h.send(4)
+        h.var.set(addrOf(2))
+        self.fail(h.clients[1])
+        for d in ds:
+            d.addErrback(lambda f: None)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertTrue(h.clients[1].closed)
+
+    def test_deadEndpointRemoved(self) -> None:
+        h = Harness("roundRobin", ports=(1, 2), accrual=AccrualConfig(failures=1))
+        ds = h.send(4)
+        h.clients[1].waiting.pop(0)[1].errback(ValueError("boom"))
+        self.assertEqual(len(h.clock.getDelayedCalls()), 1)
+        h.var.set(addrOf(2))
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.fail(h.clients[1])
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        del ds
+
+    def test_probeOnRemovedEndpoint(self) -> None:
+        h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
+        h.send(1)
+        self.fail(h.clients[1])
+        h.clock.advance(1)
+        probe = h.send(1)
+        self.assertEqual(h.counter("failure_accrual", "probes"), 1)
+        h.var.set(addrOf(2))
+        self.fail(h.clients[1])
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        del probe
+
+    def test_probeFailsAfterClose(self) -> None:
+        h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
+        h.send(1)
+        self.fail(h.clients[1])
+        h.clock.advance(1)
+        h.send(1)
+        closed = h.balancer.close()
+        self.fail(h.clients[1])
+        self.successResultOf(closed)
+        self.assertEqual(h.clock.getDelayedCalls(), [])

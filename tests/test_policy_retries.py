@@ -395,3 +395,64 @@ class RetryingClientTests(SynchronousTestCase):
         d = c(Request(b"GET", b"/"))
         self.failureResultOf(d, RuntimeError)
         self.flushLoggedErrors(RuntimeError)
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    Without a total timeout or deadline, requests take the fast path; its
+    outcomes and metrics must match the general path's.
+    """
+
+    setUp = RetryingClientTests.setUp
+    make = RetryingClientTests.make
+    counter = RetryingClientTests.counter
+    perRequest = RetryingClientTests.perRequest
+
+    def outcome(self, script, totalTimeout):
+        self.setUp()
+        c = self.make(script, totalTimeout=totalTimeout)
+        d = c(Request(b"GET", b"/"))
+        for _ in range(5):
+            self.clock.advance(10)
+        d.addCallbacks(lambda r: r.status, lambda f: f.value.__class__)
+        result = self.successResultOf(d)
+        return (
+            result,
+            len(self.client.requests),
+            self.counter("retries", "total"),
+            self.perRequest(),
+            self.discarded[:],
+        )
+
+    def test_sameAsGeneralPath(self) -> None:
+        scripts = [
+            [200],
+            [503, 200],
+            [503, 503, 503, 200],
+            [ConnectionLost(), 200],
+            [ConnectionLost(), ConnectionLost()],
+            [404],
+        ]
+        for script in scripts:
+            fast = self.outcome(list(script), None)
+            general = self.outcome(list(script), 100.0)
+            self.assertEqual(fast[1:3], general[1:3], script)
+            self.assertEqual(fast[3], general[3], script)
+            self.assertEqual(len(fast[4]), len(general[4]), script)
+            self.assertEqual(fast[0], general[0], script)
+
+    def test_cancelDuringBackoff(self) -> None:
+        c = self.make([503, 200])
+        d = c(Request(b"GET", b"/"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.client.requests), 1)
+
+    def test_budgetExhaustedOnFastPath(self) -> None:
+        c = self.make([503, 503], budget=RetryBudget(1, 0, 0.0, self.clock))
+        d = c(Request(b"GET", b"/"))
+        self.assertEqual(self.successResultOf(d).status, 503)
+        self.assertEqual(self.counter("retries", "budget_exhausted"), 1)
+        self.assertEqual(self.perRequest(), (1, 0))

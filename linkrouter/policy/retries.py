@@ -15,6 +15,12 @@ A retry is made only when all of these hold, checked in this order:
 Each request (not each retry) deposits into the budget when it starts, as
 Finagle's retry filter does: C{percentCanRetry} is a share of requests.
 
+Without a total timeout or a deadline, a request starts on a fast path: the
+first attempt's Deferred is returned with one callback that classifies the
+outcome; only a retryable outcome builds the retry machinery (and the
+caller's Deferred then waits on it).  A caller cancelling the first attempt
+gets C{CancelledError}, as on the slow path.
+
 When the total timeout or the deadline passes, or the caller cancels, the
 attempt in flight (or the pending backoff) is cancelled, so its client
 drops the connection instead of reusing it; the caller gets
@@ -32,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -139,6 +145,13 @@ class RetryingClient(Generic[Rep]):
 
         @param deadline: the caller's deadline (C{l5d-ctx-deadline}), if any.
         """
+        if deadline is None and self.totalTimeout is None:
+            self.budget.deposit()
+            try:
+                d: Deferred[Rep] = self.client(request)
+            except Exception:
+                d = fail()
+            return d.addBoth(self._first, request)
         limit: tuple[float, Callable[[float], RequestTimeout]] | None = None
         if self.totalTimeout is not None:
             limit = (self.totalTimeout, self._timedOut(TotalTimeout, self._totalTimeouts))
@@ -161,6 +174,26 @@ class RetryingClient(Generic[Rep]):
         if limit is None:
             return call.result
         return withTimeout(call.result, limit[0], self.clock, limit[1])
+
+    def _first(self, result: Rep | Failure, request: Any) -> Rep | Failure | Deferred[Rep]:
+        """The fast path's first outcome: returned as is unless it is retried."""
+        if isinstance(result, Failure):
+            response, failure = None, result
+            if result.check(CancelledError):
+                self._perRequest.add(0)
+                return result
+        else:
+            response, failure = result, None
+        try:
+            retryable = classifyOrDefault(self.classifier, request, response, failure).isRetryable
+        except Exception:
+            retryable = True  # the slow path fails the request with the error
+        if not retryable:
+            self._perRequest.add(0)
+            return result
+        call = _Call(self, request, None)
+        call._outcome(response, failure)
+        return call.result
 
     @staticmethod
     def _span(deadline: Deadline) -> float:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -81,27 +80,6 @@ def _scopeName(path: Path) -> str:
 
 def _build(plugin: PluginConfig, context: BuildContext) -> Any:
     return plugin.plugin.build(plugin.config, context)
-
-
-@implementer(IClient)
-class _WithDeadline:
-    """Passes each request's own deadline (C{deadlineOf}) to C{client}."""
-
-    def __init__(self, client: Any, deadlineOf: Callable[[Any], Deadline | None]) -> None:
-        self.client = client
-        self._deadlineOf = deadlineOf
-
-    @property
-    def status(self) -> Any:
-        return self.client.status
-
-    def __call__(self, request: Any) -> Deferred[Any]:
-        result: Deferred[Any] = self.client(request, deadline=self._deadlineOf(request))
-        return result
-
-    def close(self) -> Deferred[Any]:
-        result: Deferred[Any] = self.client.close()
-        return result
 
 
 class _Classify:
@@ -183,10 +161,15 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
             stampDeadline=hooks.stampDeadline,
             discard=hooks.discard,
         )
-        counted = StatsClient(
-            retrying, scope, classifier, clock, hooks.statusOf, hooks.serviceAnnotator(dst)
+        return StatsClient(
+            retrying,
+            scope,
+            classifier,
+            clock,
+            hooks.statusOf,
+            hooks.serviceAnnotator(dst),
+            hooks.deadlineOf,
         )
-        return _WithDeadline(counted, hooks.deadlineOf)
 
     def evict(kind: str, name: str) -> None:
         remove = getattr(stats, "remove", None)

@@ -97,7 +97,8 @@ class RequestStats:
 class StatsClient:
     """
     Counts what goes through C{client} under C{stats} (see L{RequestStats});
-    C{annotate}, if given, is called with each request first.
+    C{annotate}, if given, is called with each request first, and with
+    C{deadlineOf}, the client is called with the request and its deadline.
     """
 
     def __init__(
@@ -108,24 +109,31 @@ class StatsClient:
         clock: IReactorTime,
         statusOf: StatusOf = lambda response: None,
         annotate: Callable[[Any], object] | None = None,
+        deadlineOf: Callable[[Any], object] | None = None,
     ) -> None:
         self.client = client
         self.stats = RequestStats(stats, classifier, clock, statusOf)
         self._annotate = annotate
+        self._deadlineOf = deadlineOf
 
     @property
     def status(self) -> Any:
         return self.client.status
 
-    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    def __call__(self, request: Any) -> Deferred[Any]:
         if self._annotate is not None:
             self._annotate(request)
         start = self.stats.begin()
-        d: Deferred[Any] = self.client(request, *args, **kwargs)
+        deadlineOf = self._deadlineOf
+        d: Deferred[Any] = (
+            self.client(request)
+            if deadlineOf is None
+            else self.client(request, deadlineOf(request))  # type: ignore[call-arg, misc]
+        )
         return d.addBoth(self._done, request, start)
 
     def _done(self, result: Any, request: Any, start: float) -> Any:
-        if isinstance(result, Failure):
+        if type(result) is Failure:
             self.stats.end(start, request, None, result)
         else:
             self.stats.end(start, request, result, None)

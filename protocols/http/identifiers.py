@@ -175,13 +175,15 @@ class IdentifierChain:
         while i < len(self.identifiers):
             result = self.identifiers[i].identify(request)
             i += 1
-            if isinstance(result, Deferred):
-                pending: Deferred[Identification] = result
-                return pending.addCallback(self._resume, request, dtab, i, reasons)
-            assert isinstance(result, Identified | Unidentified)
+            # Deferred is an ABC (slow isinstance): test the plain answers first.
             if isinstance(result, Identified):
                 return self._withDtab(result, dtab)
-            reasons.append(result.reason)
+            if isinstance(result, Unidentified):
+                reasons.append(result.reason)
+                continue
+            assert isinstance(result, Deferred)
+            pending: Deferred[Identification] = result
+            return pending.addCallback(self._resume, request, dtab, i, reasons)
         return Unidentified("; ".join(reasons) or "no identifier configured")
 
     def _resume(

@@ -402,9 +402,10 @@ def parseHeaders(
             expect = h[1].lower() == b"100-continue"
         else:
             kept.append(h)
-    if tokens:
-        named = frozenset(tokens)
-        kept = [h for h in kept if h[0].lower() not in named or h[0].lower() == b"upgrade"]
+    # Tokens that name hop-by-hop headers (keep-alive, close, ...) are gone already.
+    named = frozenset(tokens).difference(HOP_BY_HOP, (b"close",)) if tokens else None
+    if named:
+        kept = [h for h in kept if h[0].lower() not in named]
     elif not dropped:
         kept = raw
     return Headers(kept), length, chunked, expect, tokens

@@ -32,6 +32,7 @@ from linkrouter.policy.timeouts import DEADLINE_HEADER, Deadline, RequestTimeout
 from linkrouter.routing import (
     BindingTimeout,
     Identification,
+    Identified,
     NoHostsAvailable,
     RoutingError,
     Unidentified,
@@ -175,8 +176,6 @@ class HttpRouter(RouterService):
         )
         httpServer = server.protocol
         assert httpServer is None or isinstance(httpServer, HttpServerConfig)
-        inFlight = [0]
-        limit = server.maxConcurrentRequests
         forwarded = None
         if httpServer is not None and httpServer.addForwardedHeader is not None:
             by, for_ = httpServer.addForwardedHeader
@@ -187,91 +186,124 @@ class HttpRouter(RouterService):
             if httpServer is not None and httpServer.timestampHeader
             else None
         )
-        maxDepth = self.protocolConfig.maxCallDepth
-        maxErr = self.engine.maxErrResponseKB
-        clear = server.clearContext
+        return _ServerHandler(
+            self, stats, server.maxConcurrentRequests, server.clearContext, forwarded, stamp
+        )
 
-        def handle(request: Request) -> Deferred[Response]:
-            start = stats.begin()
-            if clear:
-                l5d.clearContext(request)
-            if self.draining:
-                response = errors.errorResponse(503, "router is shutting down", True, maxErr)
-            elif l5d.callDepth(request) >= maxDepth:
-                response = errors.callDepthExceeded(maxDepth)
-            elif limit is not None and inFlight[0] >= limit:
-                response = errors.overloaded(limit)
-            else:
-                if stamp is not None:
-                    l5d.addTimestamp(request, stamp, self.reactor.seconds())
-                if forwarded is not None:
-                    l5d.addForwarded(request, forwarded[0], forwarded[1])
-                inFlight[0] += 1
-                self.started()
 
-                def finish(response: Response) -> Response:
-                    inFlight[0] -= 1
-                    self.finished()
-                    stats.end(start, request, response, None)
-                    return response
+class _ServerHandler:
+    """
+    One server's request handler: the server-side checks and metrics, then
+    identification and routing.  The response (a router-made one on any
+    error: the Deferred never fails) is counted as it goes out.
 
-                return self._route(request, finish)
-            stats.end(start, request, response, None)
-            return succeed(response)
+    Per request this is a few method calls and two callbacks on the
+    response's Deferred: no closures.
+    """
 
-        return handle
+    def __init__(
+        self,
+        owner: HttpRouter,
+        stats: RequestStats,
+        limit: int | None,
+        clear: bool,
+        forwarded: tuple[l5d.Labeler, l5d.Labeler] | None,
+        stamp: bytes | None,
+    ) -> None:
+        self.owner = owner
+        self.stats = stats
+        self.limit = limit
+        self.clear = clear
+        self.forwarded = forwarded
+        self.stamp = stamp
+        self.inFlight = 0
+        self.router = owner.router
+        self.identifier = owner.identifier
+        self.maxDepth = owner.protocolConfig.maxCallDepth
+        self.maxErr = owner.engine.maxErrResponseKB
 
-    def _route(self, request: Request, finish: Finish) -> Deferred[Response]:
-        """
-        Identify and route C{request}; the response (a router-made one on
-        any error: this never fails) goes through C{finish}.
-        """
+    def __call__(self, request: Request) -> Deferred[Response]:
+        owner = self.owner
+        start = self.stats.begin()
+        if self.clear:
+            l5d.clearContext(request)
+        if owner.draining:
+            response = errors.errorResponse(503, "router is shutting down", True, self.maxErr)
+        elif l5d.callDepth(request) >= self.maxDepth:
+            response = errors.callDepthExceeded(self.maxDepth)
+        elif self.limit is not None and self.inFlight >= self.limit:
+            response = errors.overloaded(self.limit)
+        else:
+            if self.stamp is not None:
+                l5d.addTimestamp(request, self.stamp, owner.reactor.seconds())
+            if self.forwarded is not None:
+                l5d.addForwarded(request, self.forwarded[0], self.forwarded[1])
+            self.inFlight += 1
+            owner.started()
+            return self._route(request, start)
+        self.stats.end(start, request, response, None)
+        return succeed(response)
+
+    def _finish(self, response: Response, request: Request, start: float) -> Response:
+        self.inFlight -= 1
+        self.owner.finished()
+        self.stats.end(start, request, response, None)
+        return response
+
+    def _route(self, request: Request, start: float) -> Deferred[Response]:
         try:
             identified = self.identifier.identify(request)
         except Exception as e:
             log.failure("identifier failed", Failure(e))
-            return succeed(finish(errors.unidentified(f"identifier failed: {e}")))
-        if isinstance(identified, Deferred):
-            return identified.addCallbacks(
-                self._dispatch,
-                self._identifierFailed,
-                callbackArgs=(request, finish),
-                errbackArgs=(finish,),
+            return succeed(
+                self._finish(errors.unidentified(f"identifier failed: {e}"), request, start)
             )
-        return self._dispatch(identified, request, finish)
+        # Deferred is an ABC (slow isinstance): test the plain answers first.
+        if isinstance(identified, Identified | Unidentified):
+            return self._dispatch(identified, request, start)
+        return identified.addCallbacks(
+            self._dispatch,
+            self._identifierFailed,
+            callbackArgs=(request, start),
+            errbackArgs=(request, start),
+        )
 
-    @staticmethod
-    def _identifierFailed(failure: Failure, finish: Finish) -> Response:
+    def _identifierFailed(self, failure: Failure, request: Request, start: float) -> Response:
         log.failure("identifier failed", failure)
-        return finish(errors.unidentified(f"identifier failed: {failure.getErrorMessage()}"))
+        message = f"identifier failed: {failure.getErrorMessage()}"
+        return self._finish(errors.unidentified(message), request, start)
 
     def _dispatch(
-        self, identified: Identification, request: Request, finish: Finish
+        self, identified: Identification, request: Request, start: float
     ) -> Deferred[Response]:
         if isinstance(identified, Unidentified):
-            return succeed(finish(errors.unidentified(identified.reason)))
+            return succeed(self._finish(errors.unidentified(identified.reason), request, start))
         forwarded = identified.request if isinstance(identified.request, Request) else request
         try:
             d = self.router.route(identified, forwarded)
         except Exception:
             d = fail()
-        maxErr = self.engine.maxErrResponseKB
+        return d.addCallbacks(
+            self._respond,
+            self._failed,
+            callbackArgs=(request, start),
+            errbackArgs=(identified, request, start),
+        )
 
-        def respond(response: Response) -> Response:
-            return finish(l5d.prepareResponse(response))
+    def _respond(self, response: Response, request: Request, start: float) -> Response:
+        return self._finish(l5d.prepareResponse(response), request, start)
 
-        def failed(failure: Failure) -> Response | Deferred[Response]:
-            if failure.check(NoEndpointsAvailable):
-                return self.router.noHosts(identified).addCallback(
-                    lambda error: finish(_errorResponse(Failure(error), identified.dst, maxErr))
+    def _failed(
+        self, failure: Failure, identified: Identified, request: Request, start: float
+    ) -> Response | Deferred[Response]:
+        maxErr = self.maxErr
+        if failure.check(NoEndpointsAvailable):
+            return self.router.noHosts(identified).addCallback(
+                lambda error: self._finish(
+                    _errorResponse(Failure(error), identified.dst, maxErr), request, start
                 )
-            return finish(_errorResponse(failure, identified.dst, maxErr))
-
-        return d.addCallbacks(respond, failed)
-
-
-Finish = Callable[[Response], Response]
-"""What a server does with each response: count it and pass it on."""
+            )
+        return self._finish(_errorResponse(failure, identified.dst, maxErr), request, start)
 
 
 def _notListening(request: Request) -> Deferred[Response]:
