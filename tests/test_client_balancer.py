@@ -24,7 +24,7 @@ from linkrouter.client.plugins import BalancerConfig, balancerFactory
 from linkrouter.client.timeout import AttemptTimeout
 from linkrouter.config import Backoff, RetryBudget
 from linkrouter.interfaces import IBalancer, IClient, ResponseClass, Status
-from linkrouter.naming import ADDR_NEG, ADDR_PENDING, AddrBound, Address, Var
+from linkrouter.naming import ADDR_NEG, ADDR_PENDING, AddrBound, Address, AddrFailed, Var
 from linkrouter.policy.timeouts import RequestAttemptTimeout
 from linkrouter.telemetry.stats import MetricsRegistry
 
@@ -689,7 +689,7 @@ class InvariantTests(SynchronousTestCase):
 class LeftoverTimerTests(SynchronousTestCase):
     """Draining or closing never leaves a C{_probeReady} timer behind."""
 
-    def fail(self, client: FakeClient) -> None:
+    def failAll(self, client: FakeClient) -> None:
         while client.waiting:
             client.waiting.pop(0)[1].errback(ValueError("boom"))
 
@@ -697,7 +697,7 @@ class LeftoverTimerTests(SynchronousTestCase):
         h = Harness("roundRobin", ports=(1, 2), accrual=AccrualConfig(failures=1))
         ds = h.send(4)
         h.var.set(addrOf(2))
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         for d in ds:
             d.addErrback(lambda f: None)
         self.assertEqual(h.clock.getDelayedCalls(), [])
@@ -710,29 +710,82 @@ class LeftoverTimerTests(SynchronousTestCase):
         self.assertEqual(len(h.clock.getDelayedCalls()), 1)
         h.var.set(addrOf(2))
         self.assertEqual(h.clock.getDelayedCalls(), [])
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         self.assertEqual(h.clock.getDelayedCalls(), [])
         del ds
 
     def test_probeOnRemovedEndpoint(self) -> None:
         h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
         h.send(1)
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         h.clock.advance(1)
         probe = h.send(1)
         self.assertEqual(h.counter("failure_accrual", "probes"), 1)
         h.var.set(addrOf(2))
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         self.assertEqual(h.clock.getDelayedCalls(), [])
         del probe
 
     def test_probeFailsAfterClose(self) -> None:
         h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
         h.send(1)
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         h.clock.advance(1)
         h.send(1)
         closed = h.balancer.close()
-        self.fail(h.clients[1])
+        self.failAll(h.clients[1])
         self.successResultOf(closed)
         self.assertEqual(h.clock.getDelayedCalls(), [])
+
+
+class PendingAddressTests(SynchronousTestCase):
+    """
+    Requests that arrive before a bound name's addresses are known (a host
+    name being resolved) wait for them instead of failing.
+    """
+
+    def build(self, initial: Any) -> Harness:
+        h = Harness(answer=ok, resolutionTimeout=5.0)
+        h.clients = {}
+        h.var = Var(initial)
+        h.balancer = balancerFactory(BalancerConfig("p2c"), h.clock, random.Random(1)).build(
+            h.var, h.connect, h.registry.statsReceiver(), ClientPolicy(resolutionTimeout=5.0)
+        )
+        return h
+
+    def test_waitsForAddresses(self) -> None:
+        h = self.build(ADDR_PENDING)
+        [d] = h.send()
+        self.assertNoResult(d)
+        h.var.set(addrOf(1))
+        self.assertEqual(self.successResultOf(d), ok("req"))
+        self.assertEqual(h.received(), {1: 1})
+
+    def test_givesUpAfterTimeout(self) -> None:
+        h = self.build(ADDR_PENDING)
+        [d] = h.send()
+        h.clock.advance(5.0)
+        self.assertIsInstance(self.successResultOf(d), NoEndpointsAvailable)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_failedResolution(self) -> None:
+        h = self.build(ADDR_PENDING)
+        [d] = h.send()
+        h.var.set(AddrFailed("no such host"))
+        error = self.successResultOf(d)
+        self.assertIsInstance(error, NoEndpointsAvailable)
+        self.assertIn("no such host", str(error))
+
+    def test_cancelWhileWaiting(self) -> None:
+        h = self.build(ADDR_PENDING)
+        d = h.balancer("req")
+        d.cancel()
+        self.failureResultOf(d)
+        h.var.set(addrOf(1))
+        self.assertEqual(h.received(), {1: 0})
+
+    def test_closeReleasesWaiters(self) -> None:
+        h = self.build(ADDR_PENDING)
+        [d] = h.send()
+        self.successResultOf(h.balancer.close())
+        self.assertIsInstance(self.successResultOf(d), NoEndpointsAvailable)

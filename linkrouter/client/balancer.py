@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -76,13 +76,16 @@ class ClientPolicy:
     L{AccrualFactory}, whose C{maxEjectionPercent} applies; C{None} for the
     default five consecutive failures), the response classifier, the
     requeue budget and C{failFast} (a connection failure marks the endpoint
-    dead at once).
+    dead at once).  Requests that arrive before the bound name's addresses
+    are first known wait for them for up to C{resolutionTimeout} seconds
+    (the router's C{bindingTimeoutMs}).
     """
 
     accrual: Callable[[], AccrualPolicy] | None = None
     classify: Classifier = classifyFailures
     requeueBudget: RetryBudgetValue = attrs.field(factory=RetryBudgetValue)
     failFast: bool = False
+    resolutionTimeout: float = 10.0
 
 
 def _addressesOf(addr: object) -> Iterable[AddressLike] | None:
@@ -131,6 +134,10 @@ class Balancer:
         self._pending = 0
         self._closed = False
         self._whenClosed: list[Deferred[None]] = []
+        self._resolved = False
+        self._resolutionTimeout = policy.resolutionTimeout
+        self._waiting: list[tuple[Deferred[Any], object]] = []
+        self._waitTimer: IDelayedCall | None = None
 
         lb = stats.scope("loadbalancer")
         fa = stats.scope("failure_accrual")
@@ -167,7 +174,43 @@ class Balancer:
 
     def __call__(self, request: object) -> Deferred[Any]:
         self._budget.deposit()
+        if not self._resolved and not self._closed:
+            return self._wait(request)
         return self._dispatch(request, 0, None)
+
+    # -- waiting for the first addresses
+
+    def _wait(self, request: object) -> Deferred[Any]:
+        """
+        Hold C{request} until the bound name's addresses are first known
+        (a host name being resolved, a namer still reading its source).
+        """
+
+        def cancel(d: Deferred[Any]) -> None:
+            self._waiting = [(w, r) for w, r in self._waiting if w is not d]
+
+        d: Deferred[Any] = Deferred(cancel)
+        self._waiting.append((d, request))
+        if self._waitTimer is None:
+            self._waitTimer = self._clock.callLater(self._resolutionTimeout, self._giveUp)
+        return d
+
+    def _giveUp(self) -> None:
+        self._waitTimer = None
+        self._release(
+            NoEndpointsAvailable(f"addresses still unknown after {self._resolutionTimeout:g}s")
+        )
+
+    def _release(self, error: Exception | None = None) -> None:
+        if self._waitTimer is not None:
+            self._waitTimer.cancel()
+            self._waitTimer = None
+        waiting, self._waiting = self._waiting, []
+        for d, request in waiting:
+            if error is not None:
+                d.errback(error)
+            else:
+                self._dispatch(request, 0, None).chainDeferred(d)
 
     def _dispatch(self, request: object, requeues: int, avoid: Endpoint | None) -> Deferred[Any]:
         ep = self._dist.pick(avoid)
@@ -238,6 +281,7 @@ class Balancer:
     def close(self) -> Deferred[None]:
         if not self._closed:
             self._closed = True
+            self._release(NoEndpointsAvailable("client closed"))
             self._observation.close()
             for gauge in self._gauges:
                 gauge.remove()
@@ -377,6 +421,9 @@ class Balancer:
             return
         addresses = _addressesOf(addr)
         if addresses is None:
+            reason = getattr(addr, "reason", None)
+            if reason is not None and not self._resolved:
+                self._release(NoEndpointsAvailable(f"resolution failed: {reason}"))
             return
         wanted: dict[tuple[str, int], AddressLike] = {}
         for address in addresses:
@@ -407,6 +454,9 @@ class Balancer:
                     existing.weight = float(address.weight)
         self._updates.incr()
         self._rebuild()
+        if not self._resolved:
+            self._resolved = True
+            self._release()
 
     def _rebuild(self) -> None:
         # In address order, so that a seeded balancer behaves the same in
