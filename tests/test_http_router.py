@@ -303,6 +303,19 @@ def raw(port: int, data: bytes) -> Deferred[bytes]:
 
 class RoutingTests(RouterCase):
     @inlineCallbacks
+    def test_firstRequestWaitsForResolution(self) -> Any:
+        """
+        A destination whose host name is still being resolved when the first
+        request arrives answers that request once it resolves, instead of
+        failing it.
+        """
+        backend = Backend(self, "A")
+        port = backend.inet.rsplit("/", 1)[1]
+        router = simpleRouter(self, f"/svc/* => /$/inet/localhost/{port};")
+        answer = yield self.request(router, "foo")
+        self.assertEqual((answer.code, answer.body), (200, b"A\n"))
+
+    @inlineCallbacks
     def test_hostToInet(self) -> Any:
         """
         C{io.l5d.header.token} names the request by C{Host}; the dtab sends

@@ -134,6 +134,7 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
             accrual=_build(params.failureAccrual, context) if params.failureAccrual else None,
             requeueBudget=params.requeueBudget or ClientPolicy().requeueBudget,
             failFast=bool(params.failFast),
+            resolutionTimeout=config.bindingTimeoutMs / 1000.0,
             **({"classify": _Classify(routerClassifier)} if routerClassifier is not None else {}),
         )
         assert params.loadBalancer is not None, "p2c is the configured default"
