@@ -5,8 +5,8 @@ Thrift proxy benchmark: our Thrift server and endpoint client against HAProxy
     python benchmarks/thrift.py [--seconds 5] [--connections 64] [--rounds 3]
 
 Processes: a backend (Twisted, answers every framed call with a canned
-reply), our proxy (server + identifier + endpoint client, a fixed
-destination), HAProxy, and this process as the load generator (asyncio,
+reply), our router (built by the thrift plugin from a YAML config, as
+C{linkrouter} runs it), HAProxy, and this process as the load generator (asyncio,
 pre-encoded call bytes over many connections, one call in flight per
 connection as Thrift requires).
 
@@ -86,31 +86,35 @@ def runBackend() -> None:
     reactor.run()
 
 
+PROXY_CONFIG = """
+routers:
+- protocol: thrift
+  label: bench
+  dtab: /svc => /$/inet/127.0.0.1/{port};
+  servers:
+  - port: 0
+"""
+
+
 def runProxy(backendPort: int) -> None:
+    """The router as C{linkrouter} runs it: the plugin builds it from YAML."""
     from twisted.internet import epollreactor
 
     epollreactor.install()
     from twisted.internet import reactor as _reactor
 
-    from linkrouter.naming import Address, Path
-    from protocols.thrift.client import makeEndpointClient
-    from protocols.thrift.config import ThriftClientConfig, ThriftServerConfig
-    from protocols.thrift.identifier import ThriftIdentifier
-    from protocols.thrift.server import makeServerFactory
+    from linkrouter._plugins import PluginRegistry
+    from linkrouter.config import parseLinkerConfig
+    from linkrouter.service import LinkerService
 
     reactor: Any = _reactor
-    client = makeEndpointClient(
-        Address("127.0.0.1", backendPort),
-        ThriftClientConfig(),
-        reactor,
-    )
-    factory = makeServerFactory(
-        lambda identified, call: client(call),
-        ThriftIdentifier(Path.of("svc")),
-        ThriftServerConfig(),
-    )
-    port = reactor.listenTCP(0, factory, backlog=1024, interface="127.0.0.1")
-    print(port.getHost().port, flush=True)
+    registry = PluginRegistry.discover()
+    config = parseLinkerConfig(PROXY_CONFIG.format(port=backendPort), "bench.yaml", registry)
+    linker = LinkerService.build(config, reactor, registry)
+    linker.startService()
+    (runtime,) = linker.routers
+    service: Any = runtime.service
+    print(service.ports[0].getHost().port, flush=True)
     reactor.run()
 
 
@@ -160,14 +164,18 @@ def startPython(*args: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 async def _worker(
-    port: int, until: float, latencies: list[float] | None, interval: float | None
+    port: int,
+    until: float,
+    latencies: list[float] | None,
+    interval: float | None,
+    offset: float = 0.0,
 ) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     count = 0
     size = len(REPLY)
     clock = time.perf_counter
-    nextSend = clock()
+    nextSend = clock() + offset
     try:
         while (now := clock()) < until:
             if interval is not None:
@@ -191,13 +199,16 @@ async def _load(
 ) -> tuple[float, list[float]]:
     latencies: list[float] = []
     interval = connections / rate if rate else None
+    # Paced connections are spread evenly over the interval, so that calls
+    # arrive at a steady rate rather than in bursts of one per connection.
+    offsets = [n * interval / connections if interval else 0.0 for n in range(connections)]
     # warm up: open connections on the proxy side and its backend pool
     await asyncio.gather(
         *[_worker(port, time.perf_counter() + 0.3, None, interval) for _ in range(connections)]
     )
     start = time.perf_counter()
     counts = await asyncio.gather(
-        *[_worker(port, start + seconds, latencies, interval) for _ in range(connections)]
+        *[_worker(port, start + seconds, latencies, interval, offset) for offset in offsets]
     )
     return sum(counts) / (time.perf_counter() - start), latencies
 

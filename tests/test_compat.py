@@ -27,6 +27,7 @@ PASSING: set[str] = {
     "linkerd-examples/prometheus.yaml",
     "linkerd-examples/recent-requests.yaml",
     "linkerd-examples/retries.yaml",
+    "linkerd-examples/rewriting.yaml",
     "linkerd-examples/service-options.yaml",
     "linkerd-examples/servicemesh.yaml",
     "linkerd-examples/socket-options.yaml",

@@ -68,7 +68,9 @@ class ScriptedClient:
         return succeed(None)
 
 
-class RetryingClientTests(SynchronousTestCase):
+class RetryHarness:
+    """A retrying client over a scripted endpoint, with clock and metrics."""
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1_000_000)
@@ -111,6 +113,8 @@ class RetryingClientTests(SynchronousTestCase):
         assert summary is not None
         return (summary.count, summary.sum)
 
+
+class RetryingClientTests(RetryHarness, SynchronousTestCase):
     def test_interface(self) -> None:
         self.assertTrue(verifyObject(IClient, self.make([])))
 
@@ -397,16 +401,11 @@ class RetryingClientTests(SynchronousTestCase):
         self.flushLoggedErrors(RuntimeError)
 
 
-class FastPathTests(SynchronousTestCase):
+class FastPathTests(RetryHarness, SynchronousTestCase):
     """
     Without a total timeout or deadline, requests take the fast path; its
     outcomes and metrics must match the general path's.
     """
-
-    setUp = RetryingClientTests.setUp
-    make = RetryingClientTests.make
-    counter = RetryingClientTests.counter
-    perRequest = RetryingClientTests.perRequest
 
     def outcome(self, script, totalTimeout):
         self.setUp()
@@ -425,7 +424,7 @@ class FastPathTests(SynchronousTestCase):
         )
 
     def test_sameAsGeneralPath(self) -> None:
-        scripts = [
+        scripts: list[list[object]] = [
             [200],
             [503, 200],
             [503, 503, 503, 200],

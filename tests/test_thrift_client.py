@@ -19,6 +19,7 @@ from linkrouter.naming import Address
 from protocols.thrift.client import (
     BackendConnectionLost,
     BackendProtocolError,
+    PoolLimits,
     ThriftEndpointClient,
 )
 from protocols.thrift.codec import (
@@ -106,7 +107,7 @@ class PoolTests(TestCase):
             Address("127.0.0.1", backend.port.getHost().port),
             ThriftClientConfig(),
             reactor,
-            maxConnections,
+            PoolLimits(maxSize=maxConnections),
         )
         self.addCleanup(client.close)
         return backend, client

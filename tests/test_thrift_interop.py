@@ -1,6 +1,8 @@
 """
-Thrift end to end over loopback sockets: thriftpy2 clients, our server and
-endpoint client, thriftpy2 backends.
+Thrift end to end over loopback sockets: thriftpy2 clients, thriftpy2
+backends, and between them the router the thrift plugin builds from YAML,
+or (to look at what each hop receives) our server and endpoint client with
+a routing table in place of the router core.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import TestCase
 
+from linkrouter._plugins import PluginRegistry
 from linkrouter.client.errors import ConnectionFailed
+from linkrouter.config import parseLinkerConfig
 from linkrouter.naming import Address, Path
 from linkrouter.routing.errors import NoHostsAvailable
+from linkrouter.service import LinkerService
 from protocols.thrift.client import ThriftEndpointClient
 from protocols.thrift.codec import Message, ThriftProtocol
 from protocols.thrift.config import ThriftClientConfig, ThriftServerConfig
 from protocols.thrift.identifier import ThriftCall, ThriftIdentifier
-from protocols.thrift.server import ThriftServerProtocol, makeServerFactory
+from protocols.thrift.server import ThriftServerFactory, ThriftServerProtocol
 from tests.test_thrift_peers import Backend, EchoHandler, client, echo_thrift, freePort
 
 reactor: Any = _reactor
@@ -44,7 +49,7 @@ class Proxy:
         self.routes = {Path.read(k): v for k, v in routes.items()}
         self.seen: list[tuple[Any, ThriftCall]] = []
         self.protocols: list[ThriftServerProtocol] = []
-        factory = makeServerFactory(
+        factory = ThriftServerFactory(
             self.handle, ThriftIdentifier(Path.of("svc"), methodInDst), server
         )
         build = factory.buildProtocol
@@ -76,6 +81,19 @@ class Proxy:
 
 
 class InteropMixin:
+    def router(self, yaml: str) -> int:
+        """The router the thrift plugin builds from C{yaml}; its port."""
+        registry = PluginRegistry.discover()
+        linker = LinkerService.build(
+            parseLinkerConfig(yaml, "thrift.yaml", registry), reactor, registry
+        )
+        linker.startService()
+        self.addCleanup(linker.stopService)  # type: ignore[attr-defined]
+        (runtime,) = linker.routers
+        service: Any = runtime.service
+        port: int = service.ports[0].getHost().port
+        return port
+
     def backend(self, **kw: Any) -> Backend:
         b = Backend(**kw)
         self.addCleanup(b.stop)  # type: ignore[attr-defined]
@@ -114,19 +132,26 @@ class MatrixTests(InteropMixin, TestCase):
     @inlineCallbacks
     def check(self, framed: bool, compact: bool, strict: bool = True) -> Any:
         b = self.backend(framed=framed, compact=compact)
-        protocol = ThriftProtocol.COMPACT if compact else ThriftProtocol.BINARY
-        ep = self.endpoint(b.port, framed=framed, protocol=protocol)
-        p = self.proxy({"/svc": ep}, framed=framed, protocol=protocol)
-        out = yield deferToThread(_calls, p.portNumber, framed, compact, strict)
+        port = self.router(
+            f"""
+routers:
+- protocol: thrift
+  thriftProtocol: {"compact" if compact else "binary"}
+  dtab: /svc => /$/inet/127.0.0.1/{b.port};
+  servers:
+  - port: 0
+    thriftFramed: {str(framed).lower()}
+  client:
+    thriftFramed: {str(framed).lower()}
+"""
+        )
+        out = yield deferToThread(_calls, port, framed, compact, strict)
         self.assertEqual(out, {"echo": "hi", "add": 5, "boom": "bad", "after": "again"})
         for _ in range(200):
             if b.handler.notes:
                 break
             yield deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(b.handler.notes, ["n1"])
-        self.assertEqual(
-            [c.message.name for _, c in p.seen], ["echo", "add", "boom", "note", "echo"]
-        )
 
     def test_framedBinary(self) -> Any:
         return self.check(True, False)
@@ -158,20 +183,27 @@ class RoutingTests(InteropMixin, TestCase):
         """
         a = self.backend(handler=EchoHandler("A:"))
         b = self.backend(handler=EchoHandler("B:"))
-        p = self.proxy(
-            {"/svc/echo": self.endpoint(a.port), "/svc/add": self.endpoint(b.port)},
-            methodInDst=True,
+        port = self.router(
+            f"""
+routers:
+- protocol: thrift
+  thriftMethodInDst: true
+  dtab: |
+    /svc/echo => /$/inet/127.0.0.1/{a.port};
+    /svc/add => /$/inet/127.0.0.1/{b.port};
+  servers:
+  - port: 0
+"""
         )
 
         def calls() -> tuple[str, int]:
-            c = client(p.portNumber)
+            c = client(port)
             try:
                 return c.echo("x"), c.add(1, 1)
             finally:
                 c.close()
 
         self.assertEqual((yield deferToThread(calls)), ("A:x", 2))
-        self.assertEqual([i.dst.show for i, _ in p.seen], ["/svc/echo", "/svc/add"])
 
     @inlineCallbacks
     def test_multiplexed(self) -> Any:
@@ -194,10 +226,18 @@ class RoutingTests(InteropMixin, TestCase):
     @inlineCallbacks
     def test_noRoute(self) -> Any:
         """A call that binds to nothing gets an INTERNAL_ERROR saying why."""
-        p = self.proxy({})
+        port = self.router(
+            """
+routers:
+- protocol: thrift
+  dtab: /svc => /$/nil;
+  servers:
+  - port: 0
+"""
+        )
 
         def call() -> Any:
-            c = client(p.portNumber)
+            c = client(port)
             try:
                 c.echo("x")
             except TApplicationException as e:
@@ -207,7 +247,9 @@ class RoutingTests(InteropMixin, TestCase):
 
         kind, message = yield deferToThread(call)
         self.assertEqual(kind, TApplicationException.INTERNAL_ERROR)
-        self.assertEqual(message, "Internal error processing echo: 'no hosts for /svc'")
+        self.assertEqual(
+            message, "Internal error processing echo: 'No hosts are available for /svc'"
+        )
 
     @inlineCallbacks
     def test_backendDown(self) -> Any:
@@ -272,18 +314,29 @@ class RoutingTests(InteropMixin, TestCase):
     @inlineCallbacks
     def test_concurrentCallers(self) -> Any:
         """
-        200 callers at once through one proxy: every reply answers its own
-        call.
+        200 callers at once through one router whose pool has 16
+        connections: every reply answers its own call.
         """
         b = self.backend()
-        p = self.proxy({"/svc": self.endpoint(b.port, framed=True)})
+        port = self.router(
+            f"""
+routers:
+- protocol: thrift
+  dtab: /svc => /$/inet/127.0.0.1/{b.port};
+  servers:
+  - port: 0
+  client:
+    hostConnectionPool:
+      maxSize: 16
+"""
+        )
         pool = ThreadPool(200, 200, "thrift-callers")
         pool.start()
         self.addCleanup(pool.stop)
         counter = itertools.count()
 
         def caller() -> list[bool]:
-            c = client(p.portNumber)
+            c = client(port)
             try:
                 ok = []
                 for _ in range(3):
@@ -297,4 +350,3 @@ class RoutingTests(InteropMixin, TestCase):
             [deferToThreadPool(reactor, pool, caller) for _ in range(200)]
         )
         self.assertEqual([all(r) for r in results], [True] * 200)
-        self.assertEqual(len(p.seen), 1200)

@@ -17,7 +17,7 @@ from linkrouter._plugins import PluginRegistry
 from linkrouter.config import parseLinkerConfig
 from linkrouter.context import IDrainable
 from linkrouter.service import LinkerService
-from protocols.thrift.router import ThriftRouterService
+from protocols.thrift.router import ThriftRouter
 from tests.test_thrift_peers import Backend, EchoHandler, client
 
 reactor: Any = _reactor
@@ -63,7 +63,7 @@ routers:
         self.addCleanup(linker.stopService)
         (runtime,) = linker.routers
         service = runtime.service
-        assert isinstance(service, ThriftRouterService)
+        assert isinstance(service, ThriftRouter)
         self.assertTrue(IDrainable.providedBy(service))
         port = service.ports[0].getHost().port  # type: ignore[attr-defined]
 

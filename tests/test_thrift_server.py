@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from linkrouter.naming import Dtab, Path
@@ -25,7 +27,7 @@ from protocols.thrift.codec import (
 )
 from protocols.thrift.config import ThriftServerConfig
 from protocols.thrift.identifier import ThriftCall, ThriftIdentifier
-from protocols.thrift.server import makeServerFactory
+from protocols.thrift.server import ThriftServerFactory
 from protocols.thrift.ttwitter import RequestHeader, upgradeCall
 
 BINARY = ThriftProtocol.BINARY
@@ -47,7 +49,7 @@ class Harness:
         self.framed = framed
         self.calls: list[tuple[Any, ThriftCall, Deferred[Message | None]]] = []
         self.cancelled: list[str] = []
-        factory = makeServerFactory(
+        factory = ThriftServerFactory(
             self.handle,
             identifier or ThriftIdentifier(Path.of("svc")),
             ThriftServerConfig(framed=framed, maxMessageBytes=1000),
@@ -195,16 +197,27 @@ class LimitTests(SynchronousTestCase):
 
     def test_drain(self) -> None:
         """
-        Draining refuses new calls with an exception reply and fires once
-        the calls in flight are answered.
+        Draining refuses new calls with an exception reply, closes each
+        connection once its calls are answered, and fires once all are
+        closed; an idle connection is closed at once.
         """
         h = Harness()
+        idle = h.factory.buildProtocol(None)
+        idleTransport = StringTransport()
+        idle.makeConnection(idleTransport)
         h.send(call("a", 1))
         self.assertEqual(h.factory.inFlight, 1)
         drained = h.factory.drain()
+        self.assertTrue(idleTransport.disconnecting)
+        idle.connectionLost(Failure(ConnectionDone()))
         self.assertNoResult(drained)
         h.send(call("b", 2))
+        self.assertFalse(h.transport.disconnecting)
         h.calls[0][2].callback(reply("a", 1))
+        self.assertTrue(h.transport.disconnecting)
+        self.assertEqual(h.factory.inFlight, 0)
+        self.assertNoResult(drained)
+        h.protocol.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(drained)
         first, second = h.replies()
         self.assertEqual(first.type, MessageType.REPLY)

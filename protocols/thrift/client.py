@@ -13,7 +13,9 @@ a request header (the caller's trace as parent, its dest and delegations).
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
+import attrs
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import (
@@ -23,14 +25,22 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import IReactorTCP, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from linkrouter.client.errors import ConnectionFailed
+from linkrouter.config import ClientParams, HostConnectionPool, Session
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
+from protocols.http.message import write
 
 from .codec import (
     ApplicationExceptionType,
@@ -39,6 +49,7 @@ from .codec import (
     MessageType,
     ThriftCodecError,
     ThriftProtocol,
+    forward,
     frame,
     readApplicationException,
 )
@@ -46,7 +57,13 @@ from .config import ThriftClientConfig
 from .identifier import ThriftCall
 from .ttwitter import RequestHeader, upgradeCall
 
-__all__ = ["BackendConnectionLost", "BackendProtocolError", "ThriftEndpointClient"]
+__all__ = [
+    "BackendConnectionLost",
+    "BackendProtocolError",
+    "PoolLimits",
+    "ThriftEndpointClient",
+    "TooManyWaiters",
+]
 
 _HARMLESS_EXCEPTIONS = (
     ApplicationExceptionType.INTERNAL_ERROR,
@@ -77,6 +94,8 @@ class _Connection(Protocol):
         )
         self._pending: Deferred[Message] | None = None
         self._seqid = 0
+        self._releasing = False
+        self.born = self.lastUsed = 0.0
         self.upgraded = False
         self.broken = False
         self.lost = False
@@ -87,22 +106,26 @@ class _Connection(Protocol):
         self._pool._made(self)
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        write(self.transport, data)
 
-    def send(self, data: bytes, seqid: int) -> Deferred[Message]:
-        """Write a two-way call; fire with its reply."""
+    def send(self, data: bytes, seqid: int, release: bool = True) -> Deferred[Message]:
+        """
+        Write a two-way call; fire with its reply, after giving the
+        connection back to the pool if C{release}.
+        """
         d: Deferred[Message] = Deferred(self._cancel)
         self._pending = d
         self._seqid = seqid
-        self.write(data)
+        self._releasing = release
+        write(self.transport, data)
         return d
 
     def upgrade(self) -> Deferred[None]:
         def upgraded(reply: Message) -> None:
             self.upgraded = self._decoder.prefixed = reply.type is not MessageType.EXCEPTION
 
-        return self.send(frame(self._framed, upgradeCall(self._protocol)), 0).addCallback(upgraded)
+        call = frame(self._framed, upgradeCall(self._protocol))
+        return self.send(call, 0, release=False).addCallback(upgraded)
 
     def _cancel(self, d: Deferred[Message]) -> None:
         self._pending = None
@@ -143,6 +166,8 @@ class _Connection(Protocol):
             except ThriftCodecError:
                 kind = ApplicationExceptionType.PROTOCOL_ERROR
             self.broken = kind not in _HARMLESS_EXCEPTIONS
+        if self._releasing:
+            self._pool._release(self)
         pending.callback(reply)
 
     def _fail(self, error: Exception) -> None:
@@ -169,33 +194,88 @@ def _endpoint(reactor: IReactorTCP, address: Address, timeout: float) -> IStream
     return HostnameEndpoint(reactor, address.host, address.port, timeout)  # type: ignore[arg-type]
 
 
+class TooManyWaiters(Exception):
+    """
+    The pool is at C{maxSize} and C{maxWaiters} callers already wait: the
+    call fails at once, before anything is written (so it may be requeued).
+    """
+
+    writtenAnything = False
+
+
+@attrs.frozen
+class PoolLimits:
+    """
+    How many connections an endpoint client keeps, and for how long
+    (C{hostConnectionPool} and C{clientSession}; C{None}: no limit).
+
+    @ivar idleTimeMs: the pool's: connections idle that long are closed,
+        down to C{minSize}.
+    @ivar sessionIdleTimeMs: the session's: connections idle that long are
+        closed, whatever C{minSize}.
+    @ivar lifeTimeMs: connections that old are closed once idle.
+    """
+
+    maxSize: int | None = None
+    minSize: int = 0
+    maxWaiters: int | None = None
+    idleTimeMs: int | None = None
+    sessionIdleTimeMs: int | None = None
+    lifeTimeMs: int | None = None
+
+    @classmethod
+    def fromParams(cls, params: ClientParams) -> PoolLimits:
+        pool = params.hostConnectionPool or HostConnectionPool()
+        session = params.clientSession or Session()
+        return cls(
+            pool.maxSize,
+            pool.minSize,
+            pool.maxWaiters,
+            pool.idleTimeMs,
+            session.idleTimeMs,
+            session.lifeTimeMs,
+        )
+
+
+def _seconds(ms: int | None) -> float | None:
+    return ms / 1000 if ms is not None else None
+
+
 @implementer(IClient)
 class ThriftEndpointClient:
     """
-    Calls one endpoint over a pool of serial connections.
-
-    @param maxConnections: C{hostConnectionPool.maxSize} (C{None}: no limit).
+    Calls one endpoint over a pool of serial connections, within C{limits}.
+    Idle connections are reaped by one timer per pool.
     """
 
     def __init__(
         self,
         address: Address,
         config: ThriftClientConfig,
-        reactor: IReactorTCP,
-        maxConnections: int | None = None,
+        reactor: Any,
+        limits: PoolLimits = PoolLimits(),
         connectTimeout: float = 1.0,
     ) -> None:
         self.config = config
         self.protocol: ThriftProtocol = config.wireProtocol()
         self.name = f"{address.host}:{address.port}"
+        self.limits = limits
+        self._clock: IReactorTime = reactor
         self._endpoint = _endpoint(reactor, address, connectTimeout)
-        self._max = maxConnections
+        self._max = limits.maxSize
         self._open = 0  # connections open or being opened
         self._live: set[_Connection] = set()
-        self._idle: list[_Connection] = []
+        self._idle: list[_Connection] = []  # most recently used last
         self._waiters: deque[Deferred[_Connection]] = deque()
         self._closed = False
         self._whenClosed: list[Deferred[None]] = []
+        self._reaper: IDelayedCall | None = None
+        self._poolIdle = _seconds(limits.idleTimeMs)
+        self._sessionIdle = _seconds(limits.sessionIdleTimeMs)
+        self._lifeLimit = _seconds(limits.lifeTimeMs)
+        self._timed = any(
+            ms is not None for ms in (self._poolIdle, self._sessionIdle, self._lifeLimit)
+        )
 
     @property
     def status(self) -> Status:
@@ -212,33 +292,37 @@ class ThriftEndpointClient:
         assert isinstance(request, ThriftCall)
         if self._closed:
             return fail(ConnectionFailed(f"client for {self.name} is closed"))
-        while self._idle:
-            conn = self._idle.pop()
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
             if not conn.lost:
                 return self._send(conn, request)
         return self._acquire().addCallback(self._send, request)
 
     def _send(self, conn: _Connection, call: ThriftCall) -> Deferred[Message | None]:
-        prefix = b""
         if conn.upgraded:
             header = call.header.child() if call.header is not None else RequestHeader.fresh()
-            prefix = header.encode(self.protocol)
-        data = frame(self.config.framed, prefix, call.message.payload)
+            data = forward(call.message, self.config.framed, header.encode(self.protocol))
+        else:
+            data = forward(call.message, self.config.framed)
         if call.oneway:
             conn.write(data)
             self._release(conn)
             return succeed(None)
-        result: Deferred[Message | None] = conn.send(data, call.message.seqid)  # type: ignore[assignment]
-        return result.addBoth(self._sent, conn)
-
-    def _sent(self, result: object, conn: _Connection) -> object:
-        self._release(conn)
-        return result
+        return conn.send(data, call.message.seqid)  # type: ignore[return-value]
 
     def _acquire(self) -> Deferred[_Connection]:
         """A new connection, or a place in the queue (no connection is idle)."""
         if self._hasRoom():
             return self._connect()
+        maxWaiters = self.limits.maxWaiters
+        if maxWaiters is not None and len(self._waiters) >= maxWaiters:
+            return fail(
+                TooManyWaiters(
+                    f"{self.name}: all {self._max} connections busy and"
+                    f" {maxWaiters} calls waiting (hostConnectionPool.maxWaiters)"
+                )
+            )
         waiter: Deferred[_Connection] = Deferred(self._forget)
         self._waiters.append(waiter)
         return waiter
@@ -273,6 +357,8 @@ class ThriftEndpointClient:
 
     def _made(self, conn: _Connection) -> None:
         self._live.add(conn)
+        if self._timed:
+            conn.born = conn.lastUsed = self._clock.seconds()
 
     def _lost(self, conn: _Connection) -> None:
         if conn in self._live:
@@ -287,6 +373,7 @@ class ThriftEndpointClient:
                     d.callback(None)
 
     def _release(self, conn: _Connection) -> None:
+        """C{conn} finished a call: give it to a waiter, or keep it idle."""
         if conn.lost:
             return
         if conn.broken or self._closed:
@@ -295,6 +382,47 @@ class ThriftEndpointClient:
             self._waiters.popleft().callback(conn)
         else:
             self._idle.append(conn)
+            if self._timed:
+                self._rest(conn)
+
+    def _rest(self, conn: _Connection) -> None:
+        now = conn.lastUsed = self._clock.seconds()
+        if self._lifeLimit is not None and now - conn.born >= self._lifeLimit:
+            self._idle.remove(conn)
+            conn.close()
+        elif self._reaper is None:
+            self._reaper = self._clock.callLater(self._deadline(conn, False) - now, self._reap)
+
+    def _deadline(self, conn: _Connection, keep: bool) -> float:
+        """When idle C{conn} must be closed (C{keep}: it is within C{minSize})."""
+        deadline = float("inf")
+        if self._lifeLimit is not None:
+            deadline = conn.born + self._lifeLimit
+        if self._sessionIdle is not None:
+            deadline = min(deadline, conn.lastUsed + self._sessionIdle)
+        if self._poolIdle is not None and not keep:
+            deadline = min(deadline, conn.lastUsed + self._poolIdle)
+        return deadline
+
+    def _reap(self) -> None:
+        """
+        Close idle connections past their idle time or lifetime, the least
+        recently used first; the pool's idle time spares C{minSize} of them.
+        """
+        self._reaper = None
+        now = self._clock.seconds()
+        remaining = self._open
+        soonest = float("inf")
+        for conn in list(self._idle):
+            deadline = self._deadline(conn, remaining <= self.limits.minSize)
+            if deadline <= now:
+                self._idle.remove(conn)
+                conn.close()
+                remaining -= 1
+            else:
+                soonest = min(soonest, deadline)
+        if soonest != float("inf"):
+            self._reaper = self._clock.callLater(soonest - now, self._reap)
 
     def _serveWaiters(self) -> None:
         while self._waiters and self._hasRoom() and not self._closed:
@@ -313,6 +441,9 @@ class ThriftEndpointClient:
         busy ones when their call completes; fire once all are closed.
         """
         self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             waiter.errback(ConnectionFailed(f"client for {self.name} is closed"))
@@ -323,17 +454,3 @@ class ThriftEndpointClient:
         d: Deferred[None] = Deferred()
         self._whenClosed.append(d)
         return d
-
-
-def makeEndpointClient(
-    address: Address,
-    clientConfig: ThriftClientConfig,
-    reactor: IReactorTCP,
-    maxConnections: int | None = None,
-) -> ThriftEndpointClient:
-    """
-    The client the router uses for one endpoint.  C{clientConfig.protocol}
-    must be resolved (see L{ThriftClientConfig.wireProtocol}) or C{None} for
-    binary.
-    """
-    return ThriftEndpointClient(address, clientConfig, reactor, maxConnections)

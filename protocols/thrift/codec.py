@@ -92,6 +92,9 @@ class Message:
         length and without any TTwitter header.
     @ivar prefix: the TTwitter request or response header struct that
         preceded the message on an upgraded connection, or C{b""}.
+    @ivar framed: the whole frame as received (length included), if the
+        message arrived framed and without a TTwitter header: what a framed
+        peer is sent, with no copy.
     """
 
     name: str
@@ -99,6 +102,7 @@ class Message:
     seqid: int
     payload: bytes
     prefix: bytes = b""
+    framed: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
 
 # Binary type codes; compact codes are translated to these.
@@ -471,7 +475,7 @@ class MessageDecoder:
         self.framed = framed
         self.maxMessageSize = maxMessageSize
         self.prefixed = prefixed
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the current (unfinished) message
         self._skipper = _Skipper(protocol, maxMessageSize)
         # buffered only: 0 = at a message start, 1 = in the prefix struct,
@@ -486,7 +490,15 @@ class MessageDecoder:
         return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        # Most reads hold whole messages: keep the bytes as they came (no
+        # copy) when nothing is pending, and grow a bytearray otherwise.
+        if self._pos == len(self._buf):
+            self._buf = data
+            self._pos = 0
+        elif isinstance(self._buf, bytes):
+            self._buf = bytearray(self._buf) + data  # offsets stay valid
+        else:
+            self._buf += data
 
     def next(self) -> Message | None:
         """
@@ -501,7 +513,7 @@ class MessageDecoder:
                 raise ThriftCodecError(
                     f"message larger than the limit of {self.maxMessageSize} bytes"
                 )
-            if self._pos and self._state == 0:
+            if self._pos and self._state == 0 and isinstance(self._buf, bytearray):
                 del self._buf[: self._pos]
                 self._pos = 0
         return message
@@ -520,8 +532,9 @@ class MessageDecoder:
             raise ThriftCodecError(f"frame of {size} bytes exceeds the limit")
         if len(buf) - pos - 4 < size:
             return None
-        self._pos = pos + 4 + size
-        frameBytes = bytes(buf[pos + 4 : pos + 4 + size])
+        end = self._pos = pos + 4 + size
+        whole = isinstance(buf, bytes) and pos == 0 and end == len(buf)
+        frameBytes = bytes(buf[4:]) if whole else bytes(memoryview(buf)[pos + 4 : end])
         start = 0
         if self.prefixed:
             skipper = self._skipper
@@ -533,7 +546,9 @@ class MessageDecoder:
         if header is None:
             raise ThriftCodecError("frame ends inside the message header")
         name, type, seqid, _ = header
-        return Message(name, type, seqid, frameBytes[start:], frameBytes[:start])
+        if start:
+            return Message(name, type, seqid, frameBytes[start:], frameBytes[:start])
+        return Message(name, type, seqid, frameBytes, b"", bytes(buf) if whole else None)
 
     def _nextBuffered(self) -> Message | None:
         buf = self._buf
@@ -566,13 +581,26 @@ class MessageDecoder:
         start, split, end = self._pos, self._messageStart, skipper.pos
         self._pos = end
         self._state = 0
-        return Message(name, type, seqid, bytes(buf[split:end]), bytes(buf[start:split]))
+        if isinstance(buf, bytes) and start == split == 0 and end == len(buf):
+            return Message(name, type, seqid, buf)
+        view = memoryview(buf)
+        return Message(name, type, seqid, bytes(view[split:end]), bytes(view[start:split]))
 
 
 def frame(framed: bool, *parts: bytes) -> bytes:
     """Join C{parts} into what goes on the wire for one message."""
     body = b"".join(parts)
     return _I32.pack(len(body)) + body if framed else body
+
+
+def forward(message: Message, framed: bool, prefix: bytes = b"") -> bytes:
+    """
+    What goes on the wire to send C{message} on (after C{prefix}): the frame
+    as it was received when that fits, else a new one.
+    """
+    if framed and not prefix and message.framed is not None:
+        return message.framed
+    return frame(framed, prefix, message.payload)
 
 
 def encodeMessage(

@@ -100,10 +100,10 @@ class ThriftProtocolPlugin:
         return None
 
     def buildRouter(self, config: object, context: object) -> object:
-        from .router import buildThriftRouter
+        from .router import ThriftRouter
 
         assert isinstance(config, RouterConfig) and isinstance(context, BuildContext)
-        return buildThriftRouter(config, context)
+        return ThriftRouter(config, context)
 
 
 thriftProtocol = ThriftProtocolPlugin()

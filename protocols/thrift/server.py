@@ -20,13 +20,15 @@ from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IAddress, ITCPTransport
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from linkrouter.config import Session
 from linkrouter.interfaces import IIdentifier
 from linkrouter.routing.identification import Identified, Unidentified
+from protocols.http.message import write
 
 from .codec import (
     Message,
@@ -34,6 +36,7 @@ from .codec import (
     MessageType,
     ThriftCodecError,
     encodeApplicationException,
+    forward,
     frame,
 )
 from .config import ThriftServerConfig
@@ -65,12 +68,18 @@ def describe(failure: Failure) -> str:
 
 
 class _Slot:
-    """A reply position on a connection, filled when the reply is ready."""
+    """
+    A reply position on a connection, filled when the reply is ready;
+    C{counted} if the call was handed to the router (not refused).
+    """
 
-    __slots__ = ("data", "deferred")
+    __slots__ = ("counted", "data", "deferred")
 
-    def __init__(self, deferred: Deferred[Message | None] | Deferred[None]) -> None:
+    def __init__(
+        self, deferred: Deferred[Message | None] | Deferred[None], counted: bool = False
+    ) -> None:
         self.deferred = deferred
+        self.counted = counted
         self.data: bytes | None = None
 
 
@@ -83,14 +92,29 @@ class ThriftServerProtocol(Protocol):
         self._decoder = MessageDecoder(self._protocol, config.framed, config.maxMessageBytes)
         self._identifier = server.identifier
         self._handler = server.handler
+        self._clock = server.clock
         self._upgraded = False
         self._slots: deque[_Slot] = deque()
         self._closed = False
+        self._expired = False  # past serverSession.lifeTimeMs: close between calls
+        self._lastActive = 0.0
+        self._idleTimer: IDelayedCall | None = None
+        self._lifeTimer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
-        self._server.connections.add(self)
+        server = self._server
+        server.connections.add(self)
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
+        if server.draining:
+            self._closeBetweenCalls()
+            return
+        session = server.session
+        if session.idleTimeMs is not None:
+            self._lastActive = self._clock.seconds()
+            self._idleTimer = self._clock.callLater(session.idleTimeMs / 1000, self._checkIdle)
+        if session.lifeTimeMs is not None:
+            self._lifeTimer = self._clock.callLater(session.lifeTimeMs / 1000, self._expire)
 
     def _peer(self) -> IAddress | str:
         return self.transport.getPeer() if self.transport is not None else "?"
@@ -98,6 +122,8 @@ class ThriftServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._idleTimer is not None:
+            self._lastActive = self._clock.seconds()
         self._decoder.feed(data)
         try:
             while not self._closed and (message := self._decoder.next()) is not None:
@@ -126,15 +152,17 @@ class ThriftServerProtocol(Protocol):
             return
         header = RequestHeader.decode(self._protocol, message.prefix) if self._upgraded else None
         call = ThriftCall(message, header)
-        refusal = self._server.refusal()
+        server = self._server
+        refusal = server.refusal()
         if refusal is not None:
             result: Deferred[Message | None] = fail(refusal)
         else:
-            result = self._server.track(self._dispatch(call))
+            server.started()
+            result = self._dispatch(call)
         if call.oneway:
-            result.addErrback(self._onewayFailed, message)
+            result.addBoth(self._onewayDone, message, refusal is None)
             return
-        slot = _Slot(result)
+        slot = _Slot(result, refusal is None)
         self._slots.append(slot)
         result.addCallbacks(
             self._replied, self._failed, callbackArgs=(slot,), errbackArgs=(slot, message)
@@ -155,29 +183,36 @@ class ThriftServerProtocol(Protocol):
         assert isinstance(identification, Identified)
         return self._handler(identification, call)
 
-    def _onewayFailed(self, failure: Failure, message: Message) -> None:
-        log.info(
-            "Oneway Thrift call {name} from {peer} not delivered: {why}",
-            name=message.name,
-            peer=self._peer(),
-            why=describe(failure),
-        )
+    def _onewayDone(self, result: object, message: Message, counted: bool) -> None:
+        if counted:
+            self._server.finished()
+        if isinstance(result, Failure):
+            log.info(
+                "Oneway Thrift call {name} from {peer} not delivered: {why}",
+                name=message.name,
+                peer=self._peer(),
+                why=describe(result),
+            )
 
     def _replied(self, reply: Message | None, slot: _Slot) -> None:
-        payload = reply.payload if reply is not None else b""
-        self._fill(slot, payload)
+        if slot.counted:
+            self._server.finished()
+        prefix = EMPTY_STRUCT if self._upgraded else b""
+        slot.data = forward(reply, self._framed, prefix) if reply is not None else b""
+        self._flush()
 
     def _failed(self, failure: Failure, slot: _Slot, message: Message) -> None:
+        if slot.counted:
+            self._server.finished()
         if failure.check(CancelledError) and self._closed:
             return
         text = f"Internal error processing {message.name}: '{describe(failure)}'"
-        self._fill(
-            slot, encodeApplicationException(self._protocol, message.name, message.seqid, text)
-        )
-
-    def _fill(self, slot: _Slot, payload: bytes) -> None:
         prefix = EMPTY_STRUCT if self._upgraded else b""
-        slot.data = frame(self._framed, prefix, payload)
+        slot.data = frame(
+            self._framed,
+            prefix,
+            encodeApplicationException(self._protocol, message.name, message.seqid, text),
+        )
         self._flush()
 
     def _flush(self) -> None:
@@ -185,7 +220,34 @@ class ThriftServerProtocol(Protocol):
         while slots and slots[0].data is not None:
             data = slots.popleft().data
             if not self._closed and self.transport is not None and data:
-                self.transport.write(data)
+                write(self.transport, data)
+        if not slots and (self._expired or self._server.draining):
+            self._closeBetweenCalls()
+
+    def _checkIdle(self) -> None:
+        """C{serverSession.idleTimeMs}: close if no call has been seen for that long."""
+        idle = self._server.session.idleTimeMs
+        assert idle is not None
+        now = self._clock.seconds()
+        due = self._lastActive + idle / 1000
+        if not self._slots and now >= due:
+            self._idleTimer = None
+            self._closeBetweenCalls()
+            return
+        delay = due - now if not self._slots else idle / 1000
+        self._idleTimer = self._clock.callLater(delay, self._checkIdle)
+
+    def _expire(self) -> None:
+        """C{serverSession.lifeTimeMs}: close once no call is in progress."""
+        self._lifeTimer = None
+        self._expired = True
+        if not self._slots:
+            self._closeBetweenCalls()
+
+    def _closeBetweenCalls(self) -> None:
+        if self._closed or self._slots or self.transport is None:
+            return
+        self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self._closed and self._decoder.pending:
@@ -195,10 +257,14 @@ class ThriftServerProtocol(Protocol):
                 pending=self._decoder.pending,
             )
         self._closed = True
-        self._server.connections.discard(self)
+        for timer in (self._idleTimer, self._lifeTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idleTimer = self._lifeTimer = None
         slots, self._slots = self._slots, deque()
         for slot in slots:
             slot.deferred.cancel()
+        self._server.lost(self)
 
     def close(self) -> None:
         """Close the connection now, abandoning calls in flight."""
@@ -206,10 +272,20 @@ class ThriftServerProtocol(Protocol):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
+def _nothing() -> None:
+    return None
+
+
+_FOREVER = Session()
+
+
 class ThriftServerFactory(ServerFactory):
     """
-    Builds the connections of one listening port, and keeps count of the
-    calls they are serving (for a graceful shutdown).
+    Builds the connections of one listening port.  C{started} and
+    C{finished} are called around each call handed to the router (the
+    router service counts them for a graceful shutdown); C{session} is the
+    server's C{serverSession} (connection idle time and lifetime, enforced
+    between calls with C{clock}).
     """
 
     noisy = False
@@ -220,15 +296,24 @@ class ThriftServerFactory(ServerFactory):
         identifier: IIdentifier,
         config: ThriftServerConfig,
         maxConcurrentRequests: int | None = None,
+        session: Session = _FOREVER,
+        clock: IReactorTime | None = None,
+        started: Callable[[], object] = _nothing,
+        finished: Callable[[], object] = _nothing,
     ) -> None:
+        assert clock is not None or session == _FOREVER, "session limits need a clock"
         self.handler = handler
         self.identifier = identifier
         self.config = config
         self.maxConcurrentRequests = maxConcurrentRequests
+        self.session = session
+        self.clock: IReactorTime = clock  # type: ignore[assignment]
+        self._started = started
+        self._finished = finished
         self.inFlight = 0
         self.draining = False
         self.connections: set[ThriftServerProtocol] = set()
-        self._whenIdle: list[Deferred[None]] = []
+        self._whenClosed: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> ThriftServerProtocol:
         return ThriftServerProtocol(self)
@@ -244,39 +329,41 @@ class ThriftServerFactory(ServerFactory):
             )
         return None
 
-    def track(self, result: Deferred[Message | None]) -> Deferred[Message | None]:
+    def started(self) -> None:
         self.inFlight += 1
-        return result.addBoth(self._finished)
+        self._started()
 
-    def _finished(self, result: object) -> object:
+    def finished(self) -> None:
         self.inFlight -= 1
-        if not self.inFlight:
-            whenIdle, self._whenIdle = self._whenIdle, []
-            for d in whenIdle:
+        self._finished()
+
+    def lost(self, connection: ThriftServerProtocol) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._whenClosed:
+            whenClosed, self._whenClosed = self._whenClosed, []
+            for d in whenClosed:
                 d.callback(None)
-        return result
 
     def drain(self) -> Deferred[None]:
         """
-        Refuse new calls (they get an exception reply); fire once no call
-        is in flight.
+        Refuse new calls (they get an exception reply), close each
+        connection once its calls are answered; fire once all are closed.
         """
         self.draining = True
-        if not self.inFlight:
+        for connection in list(self.connections):
+            connection._closeBetweenCalls()
+        if not self.connections:
             return succeed(None)
-        d: Deferred[None] = Deferred(lambda d: self._whenIdle.remove(d))
-        self._whenIdle.append(d)
+
+        def cancel(d: Deferred[None]) -> None:
+            if d in self._whenClosed:
+                self._whenClosed.remove(d)
+
+        d: Deferred[None] = Deferred(cancel)
+        self._whenClosed.append(d)
         return d
 
-
-def makeServerFactory(
-    handler: ThriftHandler,
-    identifier: IIdentifier,
-    serverConfig: ThriftServerConfig,
-    maxConcurrentRequests: int | None = None,
-) -> ThriftServerFactory:
-    """
-    A factory for a listening port.  C{serverConfig.protocol} must be
-    resolved (see L{ThriftServerConfig.wireProtocol}) or C{None} for binary.
-    """
-    return ThriftServerFactory(handler, identifier, serverConfig, maxConcurrentRequests)
+    def closeAll(self) -> None:
+        """Close every connection now, abandoning calls in flight."""
+        for connection in list(self.connections):
+            connection.close()

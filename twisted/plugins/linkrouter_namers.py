@@ -6,6 +6,8 @@ only, no logic.
 from namers.dnssrv import dnsSrvNamer
 from namers.fs import fsNamer
 from namers.interpreters import defaultInterpreter, fsInterpreter
+from namers.rewrite import rewriteNamer
+from namers.serversets import serversetsNamer
 from namers.transformers import const, localhost, port, replace, specificHost
 
 __all__ = [
@@ -17,5 +19,7 @@ __all__ = [
     "localhost",
     "port",
     "replace",
+    "rewriteNamer",
+    "serversetsNamer",
     "specificHost",
 ]
