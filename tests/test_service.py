@@ -93,6 +93,7 @@ class LinkerServiceTests(TestCase):
         self.assertEqual(await held, "released")
         await stopped
         self.assertFalse(router.running)
+        self.assertTrue(linker.namers[0][1].closed)  # type: ignore[attr-defined]
 
     async def test_graceBounded(self) -> None:
         linker = self.build(grace=50)

@@ -74,7 +74,10 @@ class RouterService(Service):
         try:
             for server, factory in self.servers:
                 port = self.reactor.listenTCP(
-                    server.port, factory, backlog=1024, interface=server.ip
+                    server.port,
+                    factory,
+                    backlog=server.socketOptions.backlog or 1024,
+                    interface=server.ip,
                 )
                 self.ports.append(port)
                 self.listening(server, factory, port)

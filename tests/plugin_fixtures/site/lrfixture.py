@@ -26,6 +26,10 @@ from linkrouter.naming.interpreter import ConfiguredNamersInterpreter
 class StaticNamer:
     def __init__(self, names: dict[str, list[str]]) -> None:
         self.names = names
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def lookup(self, path: Any) -> Any:
         if not path.elems or path.elems[0].decode() not in self.names:
