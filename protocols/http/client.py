@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from linkrouter._transport import write
 from linkrouter.interfaces import IClient, Status
 from protocols.http.errors import (
     ConnectionClosed,
@@ -41,7 +42,6 @@ from protocols.http.message import (
     bodiless,
     parseHeaders,
     serializeHead,
-    write,
 )
 
 log = Logger()

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from twisted.internet import tcp
 from twisted.python.failure import Failure
 
 Header = tuple[bytes, bytes]
@@ -409,29 +408,3 @@ def parseHeaders(
     elif not dropped:
         kept = raw
     return Headers(kept), length, chunked, expect, tokens
-
-
-def write(transport: object, data: bytes) -> None:
-    """
-    C{transport.write(data)}, but when a TCP transport has nothing queued the
-    bytes go straight to the socket: this saves the reactor a writer
-    registration and a loop turn per message.  Whatever the socket does not
-    take is queued by the transport as usual.
-    """
-    if type(transport) in _TCP and not (
-        transport.dataBuffer  # type: ignore[attr-defined]
-        or transport._tempDataBuffer  # type: ignore[attr-defined]
-        or transport.disconnecting  # type: ignore[attr-defined]
-        or transport.producerPaused  # type: ignore[attr-defined]
-    ):
-        try:
-            sent = transport.socket.send(data)  # type: ignore[attr-defined]
-        except OSError:
-            sent = 0  # the transport finds out for itself below
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)  # type: ignore[attr-defined]
-
-
-_TCP = (tcp.Server, tcp.Client)

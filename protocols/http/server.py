@@ -19,6 +19,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from linkrouter._transport import write
 from protocols.http import errors
 from protocols.http.message import (
     REASONS,
@@ -30,7 +31,6 @@ from protocols.http.message import (
     bodiless,
     parseHeaders,
     serializeHead,
-    write,
 )
 
 log = Logger()

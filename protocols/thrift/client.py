@@ -36,11 +36,11 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
 from linkrouter.config import ClientParams, HostConnectionPool, Session
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
-from protocols.http.message import write
 
 from .codec import (
     ApplicationExceptionType,

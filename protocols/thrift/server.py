@@ -25,10 +25,10 @@ from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from linkrouter._transport import write
 from linkrouter.config import Session
 from linkrouter.interfaces import IIdentifier
 from linkrouter.routing.identification import Identified, Unidentified
-from protocols.http.message import write
 
 from .codec import (
     Message,
