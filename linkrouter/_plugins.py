@@ -23,10 +23,11 @@ from linkrouter.interfaces import (
     IKindPlugin,
     IResponseClassifierPlugin,
 )
+from linkrouter.logs import logObserver
 
 _PROTOCOL_KEYED: tuple[type[IKindPlugin], ...] = (IIdentifierPlugin, IResponseClassifierPlugin)
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 _Key = tuple[type[IKindPlugin], str | None, str]
 

@@ -28,11 +28,12 @@ from linkrouter._plugins import PluginRegistry
 from linkrouter.config import LinkerConfig, PluginConfig, RouterConfig
 from linkrouter.context import BuildContext, IDrainable
 from linkrouter.interfaces import IInterpreter, INamer, ITelemeter
+from linkrouter.logs import LOGGERS, logLevels, logObserver
 from linkrouter.naming import Path
 from linkrouter.telemetry import MetricsRegistry
 from namers.transformers import TransformingInterpreter, TransformingNamer
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 AdminSiteFactory = Callable[..., Any]
 """L{linkrouter.admin.makeAdminSite}, or a stand-in with its signature."""
@@ -105,6 +106,8 @@ class _AdminService(Service):
             security=admin.security,
             clientState=linker.clientState,
             boundNames=linker.boundNames,
+            logLevels=logLevels,
+            loggers=LOGGERS,
         )
         self.port = self.linker.reactor.listenTCP(admin.port, site, interface=admin.ip)
         Service.startService(self)

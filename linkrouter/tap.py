@@ -18,9 +18,10 @@ from twisted.python import usage
 
 from linkrouter._plugins import DuplicatePluginError, PluginRegistry
 from linkrouter.config import ConfigError, LinkerConfig, loadLinkerConfig, parseLinkerConfig
+from linkrouter.logs import logObserver
 from linkrouter.service import AdminSiteFactory, LinkerService, StartupError
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 DEFAULT_CONFIG_NAME = "<default config>"
 

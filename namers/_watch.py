@@ -20,6 +20,7 @@ from twisted.python.filepath import FilePath
 from twisted.python.runtime import platform
 
 from linkrouter.interfaces import IStatsReceiver
+from linkrouter.logs import logObserver
 from linkrouter.naming import Var
 
 POLL_INTERVAL = 1.0
@@ -28,7 +29,7 @@ POLL_INTERVAL = 1.0
 MAX_FILE_BYTES = 1024 * 1024
 """Files larger than this are not read (they are reported as errors)."""
 
-_log = Logger(namespace="linkrouter.namers.watch")
+_log = Logger(namespace="linkrouter.namers.watch", observer=logObserver)
 
 
 @attrs.frozen

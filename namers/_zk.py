@@ -34,8 +34,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from linkrouter.interfaces import IStatsReceiver
+from linkrouter.logs import logObserver
 
-_log = Logger(namespace="linkrouter.namers.zk")
+_log = Logger(namespace="linkrouter.namers.zk", observer=logObserver)
 
 Watcher = Callable[[WatchedEvent], None]
 """A watch callback, called on the reactor thread."""

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from linkrouter.config import Section
 from linkrouter.interfaces import INamer, INamerPlugin, IStatsReceiver
+from linkrouter.logs import logObserver
 from linkrouter.naming import (
     ADDR_NEG,
     ADDR_PENDING,
@@ -51,7 +52,7 @@ from linkrouter.naming import (
 
 from ._config import experimental, namerIdPrefix
 
-_log = Logger(namespace="linkrouter.namers.dnssrv")
+_log = Logger(namespace="linkrouter.namers.dnssrv", observer=logObserver)
 
 DEFAULT_TIMEOUT = (1, 3)
 """Seconds to wait for each try of one lookup."""

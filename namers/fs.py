@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from linkrouter.config import REQUIRED, Section
 from linkrouter.interfaces import INamer, INamerPlugin, IStatsReceiver
+from linkrouter.logs import logObserver
 from linkrouter.naming import (
     ADDR_NEG,
     ADDR_PENDING,
@@ -51,7 +52,7 @@ from linkrouter.naming import (
 from ._config import experimental, namerIdPrefix, resolvePath
 from ._watch import DirectoryWatch, Listing, inotifyAvailable
 
-_log = Logger(namespace="linkrouter.namers.fs")
+_log = Logger(namespace="linkrouter.namers.fs", observer=logObserver)
 
 _HOST = re.compile(r"[A-Za-z0-9_.:%-]+")
 

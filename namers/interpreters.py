@@ -31,6 +31,7 @@ from linkrouter.interfaces import (
     IInterpreterPlugin,
     IStatsReceiver,
 )
+from linkrouter.logs import logObserver
 from linkrouter.naming import (
     PENDING,
     Activity,
@@ -49,7 +50,7 @@ from linkrouter.naming import (
 from ._config import resolvePath
 from ._watch import DirectoryWatch, Listing, inotifyAvailable
 
-_log = Logger(namespace="linkrouter.namers.interpreters")
+_log = Logger(namespace="linkrouter.namers.interpreters", observer=logObserver)
 
 
 class DtabFileError(Exception):

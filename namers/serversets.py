@@ -48,6 +48,7 @@ from zope.interface import implementer
 
 from linkrouter.config import REQUIRED, Section
 from linkrouter.interfaces import INamer, INamerPlugin, IStatsReceiver
+from linkrouter.logs import logObserver
 from linkrouter.naming import (
     ADDR_NEG,
     ADDR_PENDING,
@@ -73,7 +74,7 @@ from ._config import experimental, namerIdPrefix
 if TYPE_CHECKING:
     from ._zk import ZkSession
 
-_log = Logger(namespace="linkrouter.namers.serversets")
+_log = Logger(namespace="linkrouter.namers.serversets", observer=logObserver)
 
 MEMBER_PREFIX = "member_"
 """Children of a serverset znode that are members."""

@@ -18,7 +18,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-_log = Logger()
+from linkrouter.logs import logObserver
+
+_log = Logger(observer=logObserver)
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"

@@ -18,9 +18,11 @@ from twisted.logger import Logger, LogLevel, LogLevelFilterPredicate
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from linkrouter.logs import logObserver
+
 from ._resources import arg, jsonBody, textBody
 
-_log = Logger()
+_log = Logger(observer=logObserver)
 
 _LEVELS = {
     "ALL": LogLevel.debug,

@@ -24,6 +24,7 @@ from twisted.logger import Logger, LogLevelFilterPredicate
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from linkrouter.logs import logObserver
 from linkrouter.telemetry.export import flatJson, influxdb, prometheus, select, treeJson
 from linkrouter.telemetry.stats import MetricsRegistry
 
@@ -32,7 +33,7 @@ from .delegator import DelegatorResource, RouterHandle
 from .loglevels import LoggingResource
 from .security import AdminSecurity
 
-_log = Logger()
+_log = Logger(observer=logObserver)
 
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 

@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from linkrouter.config import RetryBudget as RetryBudgetValue
 from linkrouter.interfaces import IBalancer, IBalancerFactory, IStatsReceiver, ResponseClass, Status
+from linkrouter.logs import logObserver
 from linkrouter.naming import ADDR_NEG
 
 from ._endpoint import ALIVE, DEAD, PROBE_READY, PROBING, STATE_NAMES, AddressLike, Endpoint
@@ -39,7 +40,7 @@ from .budget import RetryBudget
 from .distributors import Distributor
 from .errors import NoEndpointsAvailable, isRequeueable
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 Classifier = Callable[[object, object, "Failure | None"], ResponseClass]
 """C{(request, response, failure) -> ResponseClass}."""

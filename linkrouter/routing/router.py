@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from linkrouter.interfaces import IClient, IDelegator, IInterpreter, IResponseClassifier, Status
+from linkrouter.logs import logObserver
 from linkrouter.naming import (
     EMPTY,
     FAIL,
@@ -58,7 +59,7 @@ NewClient = Callable[[Bound], IClient]
 NewService = Callable[[Path, IClient], IClient]
 """Wraps a destination's dispatcher with service policy and stats."""
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 
 class _ClientEntry:

@@ -19,10 +19,11 @@ from zope.interface import implementer
 
 from linkrouter.config import ServerConfig
 from linkrouter.context import IDrainable
+from linkrouter.logs import logObserver
 
 from .router import Router
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 
 @implementer(IDrainable)

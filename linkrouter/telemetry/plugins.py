@@ -23,13 +23,14 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from linkrouter.interfaces import ITelemeter, ITelemeterPlugin
+from linkrouter.logs import logObserver
 
 from .stats import MetricsRegistry
 
 if TYPE_CHECKING:
     from linkrouter.config._section import Section
 
-_log = Logger()
+_log = Logger(observer=logObserver)
 
 PROMETHEUS_PATH = "/admin/metrics/prometheus"
 INFLUXDB_PATH = "/admin/metrics/influxdb"

@@ -34,11 +34,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from linkrouter.interfaces import ICounter, IGauge, IHistogram, IStatsReceiver
+from linkrouter.logs import logObserver
 
 Names: TypeAlias = tuple[str, ...]
 Number: TypeAlias = int | float
 
-_log = Logger()
+_log = Logger(observer=logObserver)
 
 
 def _bucketLimits(growth: float = 1.01, top: int = 2**31) -> list[int]:
