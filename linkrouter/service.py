@@ -61,7 +61,8 @@ class RouterRuntime:
 
     @property
     def dtab(self) -> Any:
-        return self.config.dtab
+        core = getattr(self.service, "router", None)
+        return core.dtab if core is not None else self.config.dtab
 
 
 def _build(what: str, plugin: PluginConfig, context: BuildContext) -> Any:
@@ -330,6 +331,39 @@ class LinkerService(MultiService):
                     clients[bound.id.show] = balancer.endpointStates()
             state[label] = clients
         return state
+
+    def reload(self, config: LinkerConfig) -> list[str]:
+        """
+        Apply what can change while running from a newly read
+        configuration: each router's C{dtab}.  Everything else that differs
+        is reported as needing a restart.
+
+        @return: one line per change applied or left for a restart.
+        """
+        said: list[str] = []
+        for key in sorted(set(config.source) | set(self.config.source)):
+            if key != "routers" and config.source.get(key) != self.config.source.get(key):
+                said.append(f"{key} changed: restart to apply")
+        old = {r.label: r for r in self.routers}
+        oldSources = dict(zip(old, self.config.source.get("routers") or [], strict=False))
+        newSources = config.source.get("routers") or []
+        for router, source in zip(config.routers, newSources, strict=False):
+            runtime = old.get(router.label)
+            if runtime is None:
+                said.append(f"router {router.label} added: restart to apply")
+                continue
+            before = {k: v for k, v in oldSources.get(router.label, {}).items() if k != "dtab"}
+            if {k: v for k, v in source.items() if k != "dtab"} != before:
+                said.append(
+                    f"router {router.label}: settings besides dtab changed: restart to apply"
+                )
+            core = getattr(runtime.service, "router", None)
+            if core is not None and router.dtab != core.dtab:
+                core.setDtab(router.dtab)
+                said.append(f"router {router.label}: dtab is now {router.dtab.show or '(empty)'}")
+        for label in set(old) - {r.label for r in config.routers}:
+            said.append(f"router {label} removed: restart to apply")
+        return said
 
     def shutdown(self) -> None:
         """

@@ -8,11 +8,12 @@ every problem is reported before the reactor starts.
 
 from __future__ import annotations
 
+import signal
 import sys
 from importlib.resources import files
 from typing import Any
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -105,6 +106,47 @@ class _ExitOnStartupError(MultiService):
             _fail(str(e))
 
 
+class ReloadOnHangup(Service):
+    """
+    SIGHUP re-reads the configuration file and applies what can change while
+    running (L{LinkerService.reload}); a file that no longer parses is
+    reported and changes nothing.
+    """
+
+    def __init__(
+        self, linker: LinkerService, path: str, registry: PluginRegistry, reactor: Any
+    ) -> None:
+        self.linker = linker
+        self.path = path
+        self.registry = registry
+        self.reactor = reactor
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._previous = signal.signal(
+            signal.SIGHUP, lambda signum, frame: self.reactor.callFromThread(self.reload)
+        )
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+            self._previous = None
+
+    def reload(self) -> list[str]:
+        """Re-read the file and apply it; return what was said."""
+        try:
+            config = loadLinkerConfig(self.path, self.registry)
+        except ConfigError as e:
+            lines = [f"not applied: {problem}" for problem in e.problems]
+        else:
+            lines = self.linker.reload(config) or ["no change"]
+        for line in lines:
+            log.info("reload {path}: {line}", path=self.path, line=line)
+        return lines
+
+
 def makeService(options: dict[str, Any]) -> IService:
     from twisted.internet import reactor
 
@@ -119,4 +161,7 @@ def makeService(options: dict[str, Any]) -> IService:
         _fail(str(e))
     top = _ExitOnStartupError()
     linker.setServiceParent(top)
+    path = options["config"]
+    if path is not None and path != "-":
+        ReloadOnHangup(linker, path, options["registry"], reactor).setServiceParent(top)
     return top

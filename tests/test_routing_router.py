@@ -265,6 +265,22 @@ class RouterTests(SynchronousTestCase):
         self.assertTrue(self.built[Path.of("#", "test", "users")].closed)
         self.assertEqual(self.router.boundNames(), [])
 
+    def test_setDtab(self) -> None:
+        """
+        A new dtab applies to new requests at once; destinations bound with
+        the old one are closed by a later sweep, releasing their watches.
+        """
+        self.namer.set("users", Leaf(bound("users")))
+        self.namer.set("canary", Leaf(bound("canary")))
+        self.assertEqual(self.successResultOf(self.route("users"))[0], "/#/test/users")
+        self.router.setDtab(Dtab.read("/svc=>/#/test;/svc/users=>/#/test/canary"))
+        self.assertEqual(self.successResultOf(self.route("users"))[0], "/#/test/canary")
+        self.assertEqual(self.namer.watching, 2)
+        self.router.start()
+        self.clock.advance(15)
+        self.clock.advance(15)
+        self.assertEqual(self.namer.watching, 1)
+
     def test_closeFailsWaiters(self) -> None:
         """
         Closing the router fails waiting requests and refuses new ones.

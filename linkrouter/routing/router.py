@@ -297,6 +297,7 @@ class Router:
         self.random = rng
         self._onEvict = onEvict
         self._services: dict[tuple[Path, Dtab], _Service] = {}
+        self._retired: list[tuple[float, _Service]] = []
         self._clients: dict[Bound, _ClientEntry] = {}
         self._sweeper = LoopingCall(self.sweep)
         self._sweeper.clock = clock
@@ -335,9 +336,32 @@ class Router:
         if entry.refs == 0:
             entry.idleSince = self.clock.seconds()
 
+    def setDtab(self, dtab: Dtab) -> None:
+        """
+        Route with C{dtab} from now on (a configuration reload).  New
+        requests bind afresh; destinations bound with the old dtab keep
+        serving the requests they have until the sweep after next closes
+        them.
+        """
+        if dtab == self.dtab:
+            return
+        self.dtab = dtab
+        now = self.clock.seconds()
+        self._retired.extend((now, service) for service in self._services.values())
+        self._services = {}
+
     def sweep(self) -> None:
         """Evict destinations and clients idle for longer than C{idleTtl}."""
-        cutoff = self.clock.seconds() - self.idleTtl
+        now = self.clock.seconds()
+        cutoff = now - self.idleTtl
+        interval = self._sweeper.interval or 0.0
+        keep = []
+        for retiredAt, service in self._retired:
+            if retiredAt <= now - interval:
+                service.close()
+            else:
+                keep.append((retiredAt, service))
+        self._retired = keep
         for key, service in list(self._services.items()):
             if service.lastUsed <= cutoff:
                 del self._services[key]
@@ -385,7 +409,9 @@ class Router:
         if self._sweeper.running:
             self._sweeper.stop()
         closing: list[Deferred[Any]] = [s.close() for s in self._services.values()]
+        closing.extend(s.close() for _, s in self._retired)
         self._services.clear()
+        self._retired = []
         closing.extend(e.client.close() for e in self._clients.values())
         self._clients.clear()
         return gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
