@@ -5,6 +5,7 @@ with a fake clock and fake endpoint clients.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -17,8 +18,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from linkrouter.client._endpoint import Endpoint
 from linkrouter.client.accrual import AccrualConfig, AccrualFactory
 from linkrouter.client.balancer import ClientPolicy
+from linkrouter.client.distributors import PeakEwma
 from linkrouter.client.errors import ConnectionFailed, NoEndpointsAvailable
 from linkrouter.client.plugins import BalancerConfig, balancerFactory
 from linkrouter.client.timeout import AttemptTimeout
@@ -260,6 +263,114 @@ class DistributionTests(SynchronousTestCase):
             self.assertIs(h.balancer.status, Status.BUSY)
             # Everything busy: requests still go somewhere (the pool queues).
             self.successResultOf(h.balancer("x"))
+
+
+class PeakEwmaTests(SynchronousTestCase):
+    """
+    The peak-EWMA distributor against Finagle's algorithm: the load is the
+    latency estimate times (requests in flight + 1); an observation above
+    the estimate replaces it, one below moves it by M{1 - exp(-dt/tau)}, and
+    reading decays it towards zero; an endpoint with requests in flight and
+    no latency yet is avoided.  Two endpoints, so every pick compares both.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.ewma = PeakEwma(random.Random(0), self.clock, 5, decayTime=10.0)
+        accrual = AccrualFactory(AccrualConfig(), self.clock)
+        self.a, self.b = (
+            Endpoint(Address("127.0.0.1", port), FakeClient(port), accrual(), 0.0)
+            for port in (1, 2)
+        )
+        self.ewma.rebuild([self.a, self.b])
+
+    def start(self, ep: Endpoint) -> float:
+        ep.pending += 1
+        now = self.clock.seconds()
+        self.ewma.started(ep, now)
+        return now
+
+    def finish(self, ep: Endpoint, start: float, failed: bool = False) -> None:
+        ep.pending -= 1
+        self.ewma.finished(ep, start, failed)
+
+    def observe(self, ep: Endpoint, rtt: float, failed: bool = False) -> None:
+        start = self.start(ep)
+        self.clock.advance(rtt)
+        self.finish(ep, start, failed)
+
+    def ewmaMs(self, ep: Endpoint) -> float:
+        return float(self.ewma.describe(ep)["ewmaMs"])
+
+    def test_defaultDecayTime(self) -> None:
+        """C{decayTimeMs} defaults to 10 s, as in Linkerd."""
+        self.assertEqual(BalancerConfig("ewma").decayTimeMs, 10000)
+
+    def test_peakReplacesAtOnce(self) -> None:
+        self.observe(self.a, 0.1)
+        self.observe(self.a, 0.5)
+        self.assertEqual(self.ewmaMs(self.a), 500.0)
+
+    def test_lowerObservationMovesByElapsedTime(self) -> None:
+        self.observe(self.a, 0.5)
+        self.clock.advance(9.9)
+        self.observe(self.a, 0.1)
+        w = math.exp(-1.0)
+        self.assertAlmostEqual(self.ewmaMs(self.a), 1000 * (0.5 * w + 0.1 * (1 - w)), 2)
+
+    def test_readingDecays(self) -> None:
+        """An idle endpoint's estimate decays, so a slow one is tried again."""
+        self.observe(self.a, 0.5)
+        self.clock.advance(10.0)
+        self.ewma.pick(None)
+        self.assertAlmostEqual(self.ewmaMs(self.a), 500 * math.exp(-1.0), 2)
+
+    def test_loadIsCostTimesPendingPlusOne(self) -> None:
+        self.observe(self.a, 0.1)
+        self.observe(self.b, 0.3)
+        for _ in range(3):
+            self.start(self.a)
+        # 0.1 * 4 against 0.3 * 1, then 0.3 * 2.
+        self.assertIs(self.ewma.pick(None), self.b)
+        self.start(self.b)
+        self.assertIs(self.ewma.pick(None), self.a)
+
+    def test_unmeasuredEndpointPenalised(self) -> None:
+        """
+        No latency yet: free while idle, avoided once it holds a request
+        until its first answer.
+        """
+        self.observe(self.b, 5.0)
+        for _ in range(3):
+            self.start(self.b)
+        self.assertIs(self.ewma.pick(None), self.a)
+        self.start(self.a)
+        self.assertIs(self.ewma.pick(None), self.b)
+
+    def test_requestsInFlightBoundTheLatency(self) -> None:
+        """
+        Beyond Finagle: a request in flight longer than the estimate raises
+        it, before the slow answer comes.
+        """
+        self.observe(self.a, 0.1)
+        self.observe(self.b, 0.5)
+        self.start(self.a)
+        # a: 0.1 * 2 against b: 0.5; a second later, a: 1.0 * 2.
+        self.assertIs(self.ewma.pick(None), self.a)
+        self.clock.advance(1.0)
+        self.assertIs(self.ewma.pick(None), self.b)
+
+    def test_failureNeverLowers(self) -> None:
+        """
+        Beyond Finagle: a failed or cancelled request counts twice its
+        duration, and never lowers the estimate.
+        """
+        self.observe(self.a, 0.5)
+        self.observe(self.a, 0.1, failed=True)
+        self.assertEqual(self.ewmaMs(self.a), 500.0)
+        self.observe(self.a, 1.0, failed=True)
+        self.assertEqual(self.ewmaMs(self.a), 2000.0)
 
 
 class AccrualTests(SynchronousTestCase):
