@@ -15,6 +15,7 @@ from twisted.internet.protocol import ClientCreator, Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
+from linkrouter._sessions import PoolLimits
 from linkrouter.interfaces import Status
 from protocols.http.client import HTTPPool, PoolConfig
 from protocols.http.errors import ConnectionFailed, PoolExhausted
@@ -222,7 +223,23 @@ class ProxyTests(TestCase):
         yield until(lambda: self.backend.conns[0].closed)
 
     @inlineCallbacks
-    def test_clientDisconnectClosesUpstream(self) -> Any:
+    def test_clientResetClosesUpstream(self) -> Any:
+        """A client gone (reset) with a request in flight: the upstream exchange is abandoned."""
+        self.setUpProxy(lambda p, data: None)
+        client = yield self.connect()
+        client.send(b"GET / HTTP/1.1\r\n\r\n")
+        yield until(lambda: bool(self.backend.conns) and bool(self.backend.conns[0].received))
+        client.transport.abortConnection()
+        yield until(lambda: self.backend.conns[0].closed)
+        yield until(lambda: self.pool.size == 0)
+
+    @inlineCallbacks
+    def test_clientCloseClosesUpstream(self) -> Any:
+        """
+        A client that closes its connection (a FIN) with a request in
+        flight is gone: the upstream exchange is abandoned, its connection
+        closed, not reused.
+        """
         self.setUpProxy(lambda p, data: None)
         client = yield self.connect()
         client.send(b"GET / HTTP/1.1\r\n\r\n")
@@ -274,7 +291,7 @@ class ProxyTests(TestCase):
             clock,
             "127.0.0.1",
             self.pool.port,
-            PoolConfig(maxSize=1, maxWaiters=1, idleTimeMs=1000),
+            limits=PoolLimits(maxSize=1, maxWaiters=1, idleTimeMs=1000),
         )
         first = pool(Request(b"GET", b"/1"))
         second = pool(Request(b"GET", b"/2"))

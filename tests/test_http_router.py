@@ -608,15 +608,16 @@ routers:
     @inlineCallbacks
     def test_clientGoesAway(self) -> Any:
         """
-        A client that disconnects cancels its request upstream: the
-        backend's connection is closed, not reused.
+        A client that disconnects (here with a reset; a FIN is the same)
+        cancels its request upstream: the backend's connection is closed,
+        not reused.
         """
         a = Backend(self, "A", delay=5.0)
         router = simpleRouter(self, f"/svc/* => {a.inet};")
         client = yield ClientCreator(reactor, Protocol).connectTCP("127.0.0.1", router.port)
         client.transport.write(b"GET / HTTP/1.1\r\nHost: foo\r\n\r\n")
         yield until(lambda: len(a.seen) == 1)
-        client.transport.loseConnection()
+        client.transport.abortConnection()
         yield until(lambda: a.cancelled == 1)
         yield until(lambda: router.service.inFlight == 0)
         a.delay = 0

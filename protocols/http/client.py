@@ -16,7 +16,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IConnector,
-    IDelayedCall,
     IReactorTCP,
     IReactorTime,
 )
@@ -25,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.interfaces import IClient, Status
 from protocols.http.errors import (
@@ -46,20 +46,14 @@ from protocols.http.message import (
 
 log = Logger()
 
-_NEVER = 2**62
-
 
 @attrs.frozen
 class PoolConfig:
     """
-    Linkerd's C{hostConnectionPool} (C{maxSize}, C{idleTimeMs},
-    C{maxWaiters}) plus the connect timeout and the size up to which a
-    response body with C{Content-Length} is buffered whole.
+    The connect timeout, and the size up to which a response body with
+    C{Content-Length} is buffered whole.
     """
 
-    maxSize: int = _NEVER
-    idleTimeMs: int | None = None
-    maxWaiters: int = _NEVER
     connectTimeoutMs: int = 1000
     streamAfterContentLengthKB: int = 5
 
@@ -123,9 +117,9 @@ class HTTPClientProtocol(Protocol):
     complete, and never after a cancellation or an error.
     """
 
-    def __init__(self, pool: HTTPPool, firstCall: _Call | None = None) -> None:
+    def __init__(self, pool: HTTPPool, firstCall: _Call) -> None:
         self.pool = pool
-        self._firstCall = firstCall
+        self._firstCall: _Call | None = firstCall
         self._streamAfter = pool.config.streamAfterContentLengthKB * 1024
         self._parser = httptools.HttpResponseParser(self)
         self._call: _Call | None = None
@@ -135,7 +129,7 @@ class HTTPClientProtocol(Protocol):
         self._written = False
         self._tunnel = False
         self._resetParser = False
-        self.idleSince = 0.0
+        self.born = self.lastUsed = 0.0
         self._resetMessage()
 
     def _resetMessage(self) -> None:
@@ -156,8 +150,8 @@ class HTTPClientProtocol(Protocol):
         assert transport is not None
         transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
         call, self._firstCall = self._firstCall, None
-        if call is not None:
-            self.pool._connected(self, call)
+        assert call is not None
+        self.pool._connected(self, call)
 
     # -- sending
 
@@ -196,6 +190,12 @@ class HTTPClientProtocol(Protocol):
         write(transport, head)
         transport.registerProducer(body, True)  # type: ignore[attr-defined]
         body.attach(_RequestWriter(self, chunked))
+
+    def close(self) -> None:
+        """Close this idle connection."""
+        self._reusable = False
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def abort(self) -> None:
         """Abandon the request in flight: the connection is closed, not reused."""
@@ -396,7 +396,7 @@ _BODILESS_DROP = frozenset([b"connection", b"keep-alive", b"transfer-encoding", 
 class _ConnectFactory(ClientFactory):
     noisy = False  # one per upstream connection: no "Starting factory" lines
 
-    def __init__(self, pool: HTTPPool, call: _Call | None) -> None:
+    def __init__(self, pool: HTTPPool, call: _Call) -> None:
         self.pool = pool
         self.call = call
 
@@ -410,9 +410,11 @@ class _ConnectFactory(ClientFactory):
 @implementer(IClient)
 class HTTPPool:
     """
-    Keep-alive connections to one endpoint.  Idle connections are reused
-    most-recent first; new ones are made up to C{maxSize}; beyond that,
-    requests wait (up to C{maxWaiters}, then fail with L{PoolExhausted}).
+    Keep-alive connections to one endpoint, within C{limits}.  Idle
+    connections are reused most-recent first and closed past their idle time
+    or lifetime (a connection is never closed mid-exchange); new ones are
+    made up to C{maxSize}; beyond that, requests wait (up to C{maxWaiters},
+    then fail with L{PoolExhausted}).
     """
 
     def __init__(
@@ -422,29 +424,37 @@ class HTTPPool:
         host: str,
         port: int,
         config: PoolConfig | None = None,
+        limits: PoolLimits = UNLIMITED,
     ) -> None:
         self.reactor = reactor
         self.clock = clock
         self.host = host
         self.port = port
         self.config = config or PoolConfig()
+        self.limits = limits
         self.authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
-        self._idle: list[HTTPClientProtocol] = []
+        self._idle: IdleConnections[HTTPClientProtocol] = IdleConnections(
+            limits, clock, HTTPClientProtocol.close, self._sizeNow
+        )
         self._size = 0
         self._waiters: deque[_Call] = deque()
         self._closed = False
-        self._reaper: IDelayedCall | None = None
         self._closing: Deferred[None] | None = None
+
+    def _sizeNow(self) -> int:
+        return self._size
+
+    def _hasRoom(self) -> bool:
+        return self.limits.maxSize is None or self._size < self.limits.maxSize
+
+    def _mayWait(self) -> bool:
+        return self.limits.maxWaiters is None or len(self._waiters) < self.limits.maxWaiters
 
     @property
     def status(self) -> Status:
         if self._closed:
             return Status.CLOSED
-        if (
-            not self._idle
-            and self._size >= self.config.maxSize
-            and len(self._waiters) >= self.config.maxWaiters
-        ):
+        if not self._idle and not self._hasRoom() and not self._mayWait():
             return Status.BUSY
         return Status.OPEN
 
@@ -461,15 +471,13 @@ class HTTPPool:
         if self._closed:
             return fail(ConnectionFailed(f"the pool for {self.authority.decode()} is closed"))
         call = _Call(request)
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
+        while (conn := self._idle.pop()) is not None:
             if conn.usable:
                 conn.send(call)
                 return call.deferred
-        if self._size < self.config.maxSize:
+        if self._hasRoom():
             self._connect(call)
-        elif len(self._waiters) < self.config.maxWaiters:
+        elif self._mayWait():
             self._waiters.append(call)
         else:
             return fail(
@@ -480,7 +488,7 @@ class HTTPPool:
             )
         return call.deferred
 
-    def _connect(self, call: _Call | None) -> None:
+    def _connect(self, call: _Call) -> None:
         self._size += 1
         self.reactor.connectTCP(
             self.host,
@@ -490,14 +498,15 @@ class HTTPPool:
         )
 
     def _connected(self, conn: HTTPClientProtocol, call: _Call) -> None:
+        self._idle.made(conn)
         if call.deferred.called:  # cancelled while connecting
             self._release(conn)
         else:
             conn.send(call)
 
-    def _connectFailed(self, call: _Call | None, reason: Failure) -> None:
+    def _connectFailed(self, call: _Call, reason: Failure) -> None:
         self._size -= 1
-        if call is not None and not call.deferred.called:
+        if not call.deferred.called:
             call.deferred.errback(
                 Failure(
                     ConnectionFailed(
@@ -508,8 +517,9 @@ class HTTPPool:
         self._serveWaiters()
 
     def _release(self, conn: HTTPClientProtocol) -> None:
-        if self._closed:
-            conn.abort()
+        """C{conn} finished an exchange: close it, give it to a waiter or keep it idle."""
+        if self._closed or self._idle.expired(conn):
+            conn.close()
             return
         waiters = self._waiters
         while waiters:
@@ -517,15 +527,11 @@ class HTTPPool:
             if not call.deferred.called:
                 conn.send(call)
                 return
-        conn.idleSince = self.clock.seconds()
-        self._idle.append(conn)
-        if self.config.idleTimeMs is not None and self._reaper is None:
-            self._reaper = self.clock.callLater(self.config.idleTimeMs / 1000, self._reap)
+        self._idle.rest(conn)
 
     def _lost(self, conn: HTTPClientProtocol) -> None:
         self._size -= 1
-        if conn in self._idle:
-            self._idle.remove(conn)
+        self._idle.discard(conn)
         if self._closing is not None and self._size == 0:
             self._closing.callback(None)
         else:
@@ -535,32 +541,17 @@ class HTTPPool:
         waiters = self._waiters
         while waiters and waiters[0].deferred.called:
             waiters.popleft()
-        if waiters and self._size < self.config.maxSize and not self._closed:
+        if waiters and self._hasRoom() and not self._closed:
             self._connect(waiters.popleft())
-
-    def _reap(self) -> None:
-        self._reaper = None
-        idleTime = (self.config.idleTimeMs or 0) / 1000
-        deadline = self.clock.seconds() - idleTime
-        for conn in [c for c in self._idle if c.idleSince <= deadline]:
-            self._idle.remove(conn)
-            conn.abort()
-        if self._idle:
-            oldest = min(c.idleSince for c in self._idle)
-            delay = max(oldest + idleTime - self.clock.seconds(), 0.001)
-            self._reaper = self.clock.callLater(delay, self._reap)
 
     def close(self) -> Deferred[None]:
         """Fail waiters, close idle connections; fires once every connection is gone."""
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
         waiters, self._waiters = self._waiters, deque()
         for call in waiters:
             if not call.deferred.called:
                 call.deferred.errback(ConnectionFailed("the pool was closed"))
-        for conn in self._idle[:]:
+        for conn in self._idle.stop():
             conn.abort()
         d: Deferred[None] = Deferred()
         if self._size == 0:

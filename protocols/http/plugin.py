@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import provider
 
+from linkrouter._sessions import PoolLimits
 from linkrouter.client.errors import NoEndpointsAvailable
 from linkrouter.config import REQUIRED, ClientParams, RouterConfig, Section, ServerConfig
 from linkrouter.context import BuildContext
@@ -125,10 +126,12 @@ class HttpRouter(RouterService):
         self.accessLog = (
             AccessLog(protocolConfig.accessLog) if protocolConfig.accessLog is not None else None
         )
-        self.servers = [
-            (server, HTTPServerFactory(_notListening, self.engine, self.accessLog))
-            for server in config.servers
-        ]
+        self.servers = [(server, self._serverFactory(server)) for server in config.servers]
+
+    def _serverFactory(self, server: ServerConfig) -> HTTPServerFactory:
+        return HTTPServerFactory(
+            _notListening, self.engine, self.accessLog, server.serverSession, self.reactor
+        )
 
     def stopService(self) -> Deferred[Any]:
         d = RouterService.stopService(self)
@@ -142,25 +145,15 @@ class HttpRouter(RouterService):
         return result
 
     def _connect(self, address: Address, params: ClientParams) -> IClient:
-        pool = params.hostConnectionPool
-        config = PoolConfig(
-            streamAfterContentLengthKB=self.engine.streamAfterContentLengthKB,
-            **(
-                {
-                    k: v
-                    for k, v in (
-                        ("maxSize", pool.maxSize),
-                        ("idleTimeMs", pool.idleTimeMs),
-                        ("maxWaiters", pool.maxWaiters),
-                    )
-                    if v is not None
-                }
-                if pool is not None
-                else {}
-            ),
-        )
         reactor = self.context.reactor
-        return HTTPPool(reactor, reactor, address.host, address.port, config)
+        return HTTPPool(
+            reactor,
+            reactor,
+            address.host,
+            address.port,
+            PoolConfig(streamAfterContentLengthKB=self.engine.streamAfterContentLengthKB),
+            PoolLimits.fromParams(params),
+        )
 
     def listening(self, server: ServerConfig, factory: Any, port: Any) -> None:
         """Serve with metrics under C{server/<ip>/<port>}, the address bound."""

@@ -14,12 +14,18 @@ import attrs
 import httptools
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress, ITCPTransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
+from linkrouter.config import Session
 from protocols.http import errors
 from protocols.http.message import (
     REASONS,
@@ -122,11 +128,20 @@ class _BodyWriter:
             self.proto._exchangeDone(self.exchange)
 
 
+_FOREVER = Session()
+
+
 class HTTPServerProtocol(Protocol):
     """
     One downstream connection.  Requests are dispatched as soon as their
     headers are parsed (bodies stream behind them) or, for small bodies, once
     complete; responses are written in request order.
+
+    Within C{session} (C{serverSession}, timed with C{clock}): once idle for
+    C{idleTimeMs} with no request in progress (none read, or only part of
+    one), the connection is closed; once C{lifeTimeMs} old, it closes after
+    the response in progress.  A client that shuts down its sending side
+    gets the responses to the requests it sent, then the connection closes.
     """
 
     def __init__(
@@ -134,6 +149,8 @@ class HTTPServerProtocol(Protocol):
         handler: Handler,
         config: ServerConfig,
         accessLog: AccessLogger | None = None,
+        session: Session = _FOREVER,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.handler = handler
         self.config = config
@@ -155,6 +172,10 @@ class HTTPServerProtocol(Protocol):
         self.host: IAddress | None = None
         self.owner: HTTPServerFactory | None = None
         self._draining = False
+        self._session: SessionTimer | None = None
+        if session != _FOREVER:
+            assert clock is not None, "session limits need a clock"
+            self._session = SessionTimer(session, clock, self._busy, self._idleClose, self.drain)
         self._resetMessage()
 
     def _resetMessage(self) -> None:
@@ -180,6 +201,23 @@ class HTTPServerProtocol(Protocol):
         self.host = transport.getHost()
         if self.owner is not None:
             self.owner.connections.add(self)
+        if self._session is not None:
+            self._session.start()
+
+    def _busy(self) -> bool:
+        return bool(self._queue)
+
+    def _idleClose(self) -> None:
+        """C{serverSession.idleTimeMs} passed without a request in progress."""
+        if self._inHead or self._exchange is not None:
+            log.info(
+                "closing connection from {peer}: part of a request, then nothing"
+                " for serverSession.idleTimeMs",
+                peer=self.peer,
+            )
+        self._dead = True
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def drain(self) -> None:
         """
@@ -196,6 +234,8 @@ class HTTPServerProtocol(Protocol):
             self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._session is not None:
+            self._session.touch()
         if self._tunnel is not None:
             self._tunnel.write(data)
             return
@@ -235,6 +275,8 @@ class HTTPServerProtocol(Protocol):
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
         self._gone = True
         self._dead = True
+        if self._session is not None:
+            self._session.stop()
         if self.owner is not None:
             self.owner._lost(self)
         lost = Failure(errors.ConnectionClosed("the downstream client disconnected"))
@@ -457,6 +499,8 @@ class HTTPServerProtocol(Protocol):
             body.attach(_BodyWriter(self, ex, body, chunked))
 
     def _exchangeDone(self, ex: _Exchange) -> None:
+        if self._session is not None:
+            self._session.touch()
         ex.writing = None
         queue = self._queue
         if not queue or queue[0] is not ex:
@@ -483,8 +527,9 @@ class HTTPServerProtocol(Protocol):
 
 class HTTPServerFactory(Factory):
     """
-    Builds an L{HTTPServerProtocol} per accepted connection, and keeps
-    track of them so that a router can drain or close them.
+    Builds an L{HTTPServerProtocol} per accepted connection, within
+    C{session} (timed with C{clock}), and keeps track of them so that a
+    router can drain or close them.
     """
 
     noisy = False  # the router logs where it listens
@@ -494,15 +539,21 @@ class HTTPServerFactory(Factory):
         handler: Handler,
         config: ServerConfig | None = None,
         accessLog: AccessLogger | None = None,
+        session: Session = _FOREVER,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.handler = handler
         self.config = config or ServerConfig()
         self.accessLog = accessLog
+        self.session = session
+        self.clock = clock
         self.connections: set[HTTPServerProtocol] = set()
         self._idle: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
-        protocol = HTTPServerProtocol(self.handler, self.config, self.accessLog)
+        protocol = HTTPServerProtocol(
+            self.handler, self.config, self.accessLog, self.session, self.clock
+        )
         protocol.owner = self
         return protocol
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import attrs
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import (
@@ -26,7 +25,6 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
@@ -36,9 +34,9 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
-from linkrouter.config import ClientParams, HostConnectionPool, Session
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
 
@@ -203,44 +201,6 @@ class TooManyWaiters(Exception):
     writtenAnything = False
 
 
-@attrs.frozen
-class PoolLimits:
-    """
-    How many connections an endpoint client keeps, and for how long
-    (C{hostConnectionPool} and C{clientSession}; C{None}: no limit).
-
-    @ivar idleTimeMs: the pool's: connections idle that long are closed,
-        down to C{minSize}.
-    @ivar sessionIdleTimeMs: the session's: connections idle that long are
-        closed, whatever C{minSize}.
-    @ivar lifeTimeMs: connections that old are closed once idle.
-    """
-
-    maxSize: int | None = None
-    minSize: int = 0
-    maxWaiters: int | None = None
-    idleTimeMs: int | None = None
-    sessionIdleTimeMs: int | None = None
-    lifeTimeMs: int | None = None
-
-    @classmethod
-    def fromParams(cls, params: ClientParams) -> PoolLimits:
-        pool = params.hostConnectionPool or HostConnectionPool()
-        session = params.clientSession or Session()
-        return cls(
-            pool.maxSize,
-            pool.minSize,
-            pool.maxWaiters,
-            pool.idleTimeMs,
-            session.idleTimeMs,
-            session.lifeTimeMs,
-        )
-
-
-def _seconds(ms: int | None) -> float | None:
-    return ms / 1000 if ms is not None else None
-
-
 @implementer(IClient)
 class ThriftEndpointClient:
     """
@@ -253,7 +213,7 @@ class ThriftEndpointClient:
         address: Address,
         config: ThriftClientConfig,
         reactor: Any,
-        limits: PoolLimits = PoolLimits(),
+        limits: PoolLimits = UNLIMITED,
         connectTimeout: float = 1.0,
     ) -> None:
         self.config = config
@@ -265,17 +225,15 @@ class ThriftEndpointClient:
         self._max = limits.maxSize
         self._open = 0  # connections open or being opened
         self._live: set[_Connection] = set()
-        self._idle: list[_Connection] = []  # most recently used last
+        self._idle: IdleConnections[_Connection] = IdleConnections(
+            limits, self._clock, _Connection.close, self._openCount
+        )
         self._waiters: deque[Deferred[_Connection]] = deque()
         self._closed = False
         self._whenClosed: list[Deferred[None]] = []
-        self._reaper: IDelayedCall | None = None
-        self._poolIdle = _seconds(limits.idleTimeMs)
-        self._sessionIdle = _seconds(limits.sessionIdleTimeMs)
-        self._lifeLimit = _seconds(limits.lifeTimeMs)
-        self._timed = any(
-            ms is not None for ms in (self._poolIdle, self._sessionIdle, self._lifeLimit)
-        )
+
+    def _openCount(self) -> int:
+        return self._open
 
     @property
     def status(self) -> Status:
@@ -292,9 +250,7 @@ class ThriftEndpointClient:
         assert isinstance(request, ThriftCall)
         if self._closed:
             return fail(ConnectionFailed(f"client for {self.name} is closed"))
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
+        while (conn := self._idle.pop()) is not None:
             if not conn.lost:
                 return self._send(conn, request)
         return self._acquire().addCallback(self._send, request)
@@ -357,15 +313,13 @@ class ThriftEndpointClient:
 
     def _made(self, conn: _Connection) -> None:
         self._live.add(conn)
-        if self._timed:
-            conn.born = conn.lastUsed = self._clock.seconds()
+        self._idle.made(conn)
 
     def _lost(self, conn: _Connection) -> None:
         if conn in self._live:
             self._live.discard(conn)
             self._open -= 1
-            if conn in self._idle:
-                self._idle.remove(conn)
+            self._idle.discard(conn)
             self._serveWaiters()
             if self._closed and not self._live:
                 whenClosed, self._whenClosed = self._whenClosed, []
@@ -376,53 +330,12 @@ class ThriftEndpointClient:
         """C{conn} finished a call: give it to a waiter, or keep it idle."""
         if conn.lost:
             return
-        if conn.broken or self._closed:
+        if conn.broken or self._closed or self._idle.expired(conn):
             conn.close()
         elif self._waiters:
             self._waiters.popleft().callback(conn)
         else:
-            self._idle.append(conn)
-            if self._timed:
-                self._rest(conn)
-
-    def _rest(self, conn: _Connection) -> None:
-        now = conn.lastUsed = self._clock.seconds()
-        if self._lifeLimit is not None and now - conn.born >= self._lifeLimit:
-            self._idle.remove(conn)
-            conn.close()
-        elif self._reaper is None:
-            self._reaper = self._clock.callLater(self._deadline(conn, False) - now, self._reap)
-
-    def _deadline(self, conn: _Connection, keep: bool) -> float:
-        """When idle C{conn} must be closed (C{keep}: it is within C{minSize})."""
-        deadline = float("inf")
-        if self._lifeLimit is not None:
-            deadline = conn.born + self._lifeLimit
-        if self._sessionIdle is not None:
-            deadline = min(deadline, conn.lastUsed + self._sessionIdle)
-        if self._poolIdle is not None and not keep:
-            deadline = min(deadline, conn.lastUsed + self._poolIdle)
-        return deadline
-
-    def _reap(self) -> None:
-        """
-        Close idle connections past their idle time or lifetime, the least
-        recently used first; the pool's idle time spares C{minSize} of them.
-        """
-        self._reaper = None
-        now = self._clock.seconds()
-        remaining = self._open
-        soonest = float("inf")
-        for conn in list(self._idle):
-            deadline = self._deadline(conn, remaining <= self.limits.minSize)
-            if deadline <= now:
-                self._idle.remove(conn)
-                conn.close()
-                remaining -= 1
-            else:
-                soonest = min(soonest, deadline)
-        if soonest != float("inf"):
-            self._reaper = self._clock.callLater(soonest - now, self._reap)
+            self._idle.rest(conn)
 
     def _serveWaiters(self) -> None:
         while self._waiters and self._hasRoom() and not self._closed:
@@ -441,13 +354,10 @@ class ThriftEndpointClient:
         busy ones when their call completes; fire once all are closed.
         """
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             waiter.errback(ConnectionFailed(f"client for {self.name} is closed"))
-        for conn in list(self._idle):
+        for conn in self._idle.stop():
             conn.close()
         if not self._live:
             return succeed(None)

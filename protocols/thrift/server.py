@@ -20,11 +20,12 @@ from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session
 from linkrouter.interfaces import IIdentifier
@@ -92,14 +93,16 @@ class ThriftServerProtocol(Protocol):
         self._decoder = MessageDecoder(self._protocol, config.framed, config.maxMessageBytes)
         self._identifier = server.identifier
         self._handler = server.handler
-        self._clock = server.clock
         self._upgraded = False
         self._slots: deque[_Slot] = deque()
         self._closed = False
-        self._expired = False  # past serverSession.lifeTimeMs: close between calls
-        self._lastActive = 0.0
-        self._idleTimer: IDelayedCall | None = None
-        self._lifeTimer: IDelayedCall | None = None
+        self._session = SessionTimer(
+            server.session,
+            server.clock,
+            self._busy,
+            self._closeBetweenCalls,
+            self._closeBetweenCalls,
+        )
 
     def connectionMade(self) -> None:
         server = self._server
@@ -109,12 +112,7 @@ class ThriftServerProtocol(Protocol):
         if server.draining:
             self._closeBetweenCalls()
             return
-        session = server.session
-        if session.idleTimeMs is not None:
-            self._lastActive = self._clock.seconds()
-            self._idleTimer = self._clock.callLater(session.idleTimeMs / 1000, self._checkIdle)
-        if session.lifeTimeMs is not None:
-            self._lifeTimer = self._clock.callLater(session.lifeTimeMs / 1000, self._expire)
+        self._session.start()
 
     def _peer(self) -> IAddress | str:
         return self.transport.getPeer() if self.transport is not None else "?"
@@ -122,8 +120,7 @@ class ThriftServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._idleTimer is not None:
-            self._lastActive = self._clock.seconds()
+        self._session.touch()
         self._decoder.feed(data)
         try:
             while not self._closed and (message := self._decoder.next()) is not None:
@@ -221,28 +218,11 @@ class ThriftServerProtocol(Protocol):
             data = slots.popleft().data
             if not self._closed and self.transport is not None and data:
                 write(self.transport, data)
-        if not slots and (self._expired or self._server.draining):
+        if not slots and (self._session.expired or self._server.draining):
             self._closeBetweenCalls()
 
-    def _checkIdle(self) -> None:
-        """C{serverSession.idleTimeMs}: close if no call has been seen for that long."""
-        idle = self._server.session.idleTimeMs
-        assert idle is not None
-        now = self._clock.seconds()
-        due = self._lastActive + idle / 1000
-        if not self._slots and now >= due:
-            self._idleTimer = None
-            self._closeBetweenCalls()
-            return
-        delay = due - now if not self._slots else idle / 1000
-        self._idleTimer = self._clock.callLater(delay, self._checkIdle)
-
-    def _expire(self) -> None:
-        """C{serverSession.lifeTimeMs}: close once no call is in progress."""
-        self._lifeTimer = None
-        self._expired = True
-        if not self._slots:
-            self._closeBetweenCalls()
+    def _busy(self) -> bool:
+        return bool(self._slots)
 
     def _closeBetweenCalls(self) -> None:
         if self._closed or self._slots or self.transport is None:
@@ -257,10 +237,7 @@ class ThriftServerProtocol(Protocol):
                 pending=self._decoder.pending,
             )
         self._closed = True
-        for timer in (self._idleTimer, self._lifeTimer):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._idleTimer = self._lifeTimer = None
+        self._session.stop()
         slots, self._slots = self._slots, deque()
         for slot in slots:
             slot.deferred.cancel()
