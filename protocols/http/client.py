@@ -27,6 +27,7 @@ from zope.interface import implementer
 from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.interfaces import IClient, Status
+from linkrouter.logs import logObserver
 from protocols.http.errors import (
     ConnectionClosed,
     ConnectionFailed,
@@ -44,7 +45,7 @@ from protocols.http.message import (
     serializeHead,
 )
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 
 @attrs.frozen

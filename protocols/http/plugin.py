@@ -28,6 +28,7 @@ from linkrouter.client.errors import NoEndpointsAvailable
 from linkrouter.config import REQUIRED, ClientParams, RouterConfig, Section, ServerConfig
 from linkrouter.context import BuildContext
 from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin
+from linkrouter.logs import logObserver
 from linkrouter.naming import Address, Bound, Path
 from linkrouter.policy.timeouts import DEADLINE_HEADER, Deadline, RequestTimeout, readDeadline
 from linkrouter.routing import (
@@ -50,7 +51,7 @@ from protocols.http.message import BodyStream, Request, Response
 from protocols.http.server import Handler, HTTPServerFactory
 from protocols.http.server import ServerConfig as EngineConfig
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 _LABELERS = ("ip", "ip:port", "connectionRandom", "requestRandom", "router", "static")
 

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session
+from linkrouter.logs import logObserver
 from protocols.http import errors
 from protocols.http.message import (
     REASONS,
@@ -39,7 +40,7 @@ from protocols.http.message import (
     serializeHead,
 )
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 Handler = Callable[[Request], "Deferred[Response]"]
 AccessLogger = Callable[[Request, Response, "HTTPServerProtocol"], None]

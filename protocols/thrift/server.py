@@ -29,6 +29,7 @@ from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session
 from linkrouter.interfaces import IIdentifier
+from linkrouter.logs import logObserver
 from linkrouter.routing.identification import Identified, Unidentified
 
 from .codec import (
@@ -47,7 +48,7 @@ from .ttwitter import EMPTY_STRUCT, UPGRADE_METHOD, RequestHeader, upgradeReply
 ThriftHandler = Callable[[Identified, ThriftCall], "Deferred[Message | None]"]
 """Routes one identified call; fires with the reply (C{None} for oneway)."""
 
-log = Logger()
+log = Logger(observer=logObserver)
 
 
 class UnidentifiedCall(Exception):
