@@ -18,6 +18,7 @@ from twisted.internet.interfaces import (
     IConnector,
     IReactorTCP,
     IReactorTime,
+    ITransport,
 )
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
@@ -36,6 +37,7 @@ from protocols.http.errors import (
 )
 from protocols.http.message import (
     BodyStream,
+    BodyWriter,
     Header,
     Headers,
     Request,
@@ -75,34 +77,23 @@ class _Call:
             conn.abort()
 
 
-class _RequestWriter:
+class _RequestWriter(BodyWriter):
     """Writes a streamed request body upstream."""
 
-    __slots__ = ("chunked", "conn")
+    __slots__ = ("conn",)
 
     def __init__(self, conn: HTTPClientProtocol, chunked: bool) -> None:
+        BodyWriter.__init__(self, chunked)
         self.conn = conn
-        self.chunked = chunked
 
-    def bodyData(self, data: bytes) -> None:
-        transport = self.conn.transport
-        if not data or transport is None:
-            return
-        if self.chunked:
-            write(transport, b"%x\r\n%s\r\n" % (len(data), data))
-        else:
-            write(transport, data)
+    def transport(self) -> ITransport | None:
+        return self.conn.transport
 
-    def bodyEnd(self, trailers: Headers | None) -> None:
+    def ended(self) -> None:
         conn = self.conn
-        transport = conn.transport
-        if transport is None:
-            return
-        transport.unregisterProducer()  # type: ignore[attr-defined]
-        if self.chunked:
-            write(transport, serializeHead(b"0", trailers or ()) if trailers else b"0\r\n\r\n")
         if conn._tunnel:
-            transport.loseConnection()
+            if conn.transport is not None:
+                conn.transport.loseConnection()
             return
         conn._requestDone = True
         conn._maybeIdle()

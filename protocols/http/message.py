@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
+from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
+
+from linkrouter._transport import write
 
 Header = tuple[bytes, bytes]
 
@@ -408,3 +411,41 @@ def parseHeaders(
     elif not dropped:
         kept = raw
     return Headers(kept), length, chunked, expect, tokens
+
+
+class BodyWriter:
+    """
+    Writes a streamed body (a L{BodyStream}'s consumer side) to one
+    connection, chunk-framed or as is.  Subclasses say which transport and
+    what to do once the body has ended.
+    """
+
+    __slots__ = ("chunked",)
+
+    def __init__(self, chunked: bool) -> None:
+        self.chunked = chunked
+
+    def transport(self) -> ITransport | None:
+        """The connection's transport, or C{None} once it is gone."""
+        raise NotImplementedError
+
+    def ended(self) -> None:
+        """The whole body has been written."""
+
+    def bodyData(self, data: bytes) -> None:
+        transport = self.transport()
+        if not data or transport is None:
+            return
+        if self.chunked:
+            write(transport, b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            write(transport, data)
+
+    def bodyEnd(self, trailers: Headers | None) -> None:
+        transport = self.transport()
+        if transport is None:
+            return
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        if self.chunked:
+            write(transport, serializeHead(b"0", trailers or ()) if trailers else b"0\r\n\r\n")
+        self.ended()

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import (
     IAddress,
     IReactorTime,
     ITCPTransport,
+    ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -31,6 +32,7 @@ from protocols.http import errors
 from protocols.http.message import (
     REASONS,
     BodyStream,
+    BodyWriter,
     Header,
     Headers,
     Request,
@@ -84,10 +86,10 @@ class _Exchange:
         self.writing: BodyStream | None = None
 
 
-class _BodyWriter:
+class _BodyWriter(BodyWriter):
     """Writes one streamed response body to the server's transport."""
 
-    __slots__ = ("chunked", "exchange", "proto", "stream")
+    __slots__ = ("exchange", "proto", "stream")
 
     def __init__(
         self,
@@ -96,27 +98,15 @@ class _BodyWriter:
         stream: BodyStream,
         chunked: bool,
     ) -> None:
+        BodyWriter.__init__(self, chunked)
         self.proto = proto
         self.exchange = exchange
         self.stream = stream
-        self.chunked = chunked
 
-    def bodyData(self, data: bytes) -> None:
-        transport = self.proto.transport
-        if not data or transport is None:
-            return
-        if self.chunked:
-            write(transport, b"%x\r\n%s\r\n" % (len(data), data))
-        else:
-            write(transport, data)
+    def transport(self) -> ITransport | None:
+        return self.proto.transport
 
-    def bodyEnd(self, trailers: Headers | None) -> None:
-        transport = self.proto.transport
-        if transport is None:
-            return
-        transport.unregisterProducer()  # type: ignore[attr-defined]
-        if self.chunked:
-            write(transport, serializeHead(b"0", trailers or ()) if trailers else b"0\r\n\r\n")
+    def ended(self) -> None:
         self.proto._exchangeDone(self.exchange)
 
     def bodyError(self, reason: Failure) -> None:
