@@ -6,7 +6,7 @@ in front of the same nginx (one worker, 12-byte body) on loopback.
     python -m benchmarks.http --router CONFIG --router-port 4140 --backend-port 8080
 
 Needs the Debian packages nginx, haproxy and wrk.  linkrouter runs as
-``python -m twisted --reactor=epoll linkrouter -c CONFIG`` with the full
+``twistd -n linkrouter -c CONFIG`` (as under systemd) with the full
 router stack: by default with a configuration this script writes (Host
 identifier, binding cache, p2c with consecutive-failures accrual, metrics;
 the admin server on a free port), or with --router CONFIG, whose router
@@ -238,10 +238,11 @@ def main() -> None:
         return p  # type: ignore[no-any-return]
 
     env = dict(os.environ, PYTHONPATH=ROOT)
-    twisted = [sys.executable, "-m", "twisted", "--reactor=epoll", "--log-level=warn"]
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
     def router(config: str) -> subprocess.Popen[bytes]:
-        return spawn([*twisted, "linkrouter", "-c", config], env=env, cwd=ROOT)
+        command = [*twistd, "-n", "--pidfile=", "linkrouter", "-c", config]
+        return spawn(command, env=env, cwd=ROOT)
 
     def written(name: str) -> tuple[str, int]:
         balancer, accrual = VARIANTS[name]

@@ -8,6 +8,9 @@ every problem is reported before the reactor starts.
 
 from __future__ import annotations
 
+import os
+import pathlib
+import re
 import signal
 import sys
 from importlib.resources import files
@@ -58,6 +61,27 @@ def readConfig(source: str | None, registry: PluginRegistry) -> LinkerConfig:
     return loadLinkerConfig(source, registry)
 
 
+def _leaveTLSUnloaded(source: str | None) -> None:
+    """
+    Keep pyOpenSSL (and cryptography) out of a process whose configuration
+    asks for no TLS: Twisted's TCP transport imports them eagerly, which
+    costs about 11 MB of memory for nothing.  Twisted runs without them.
+    Only in a fresh process (nothing has loaded them, nor the reactor), and
+    not when C{LINKROUTER_LOAD_TLS} is set (for plugins that need TLS
+    without a C{tls:} key).
+    """
+    if "OpenSSL" in sys.modules or "twisted.internet.reactor" in sys.modules:
+        return
+    if os.environ.get("LINKROUTER_LOAD_TLS") or source == "-":
+        return
+    try:
+        text = defaultConfigText() if source is None else pathlib.Path(source).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # the configuration reader reports it
+    if not re.search(r"\btls\s*:", text):
+        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
+
+
 class Options(usage.Options):
     synopsis = "[-c CONFIG]"
     longdesc = (
@@ -70,6 +94,7 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        _leaveTLSUnloaded(self["config"])
         registry = discoverPlugins()
         try:
             self["linkerConfig"] = readConfig(self["config"], registry)
