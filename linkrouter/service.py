@@ -83,7 +83,8 @@ def _reason(e: BaseException) -> str:
 
 class _AdminService(Service):
     """
-    Listens with the admin site on C{admin.ip}:C{admin.port}.
+    Listens with the admin site on C{admin.ip}:C{admin.port}, behind TLS if
+    C{admin.tls} is set.
     """
 
     def __init__(self, linker: LinkerService, makeSite: AdminSiteFactory) -> None:
@@ -110,9 +111,17 @@ class _AdminService(Service):
             logLevels=logLevels,
             loggers=LOGGERS,
         )
+        if admin.tls is not None:
+            from linkrouter.tls import serverFactory
+
+            site = serverFactory(admin.tls, site, linker.baseDir)
         self.port = self.linker.reactor.listenTCP(admin.port, site, interface=admin.ip)
         Service.startService(self)
-        log.info("admin server listening on {address}", address=self.port.getHost())
+        log.info(
+            "admin server listening on {address}{tls}",
+            address=self.port.getHost(),
+            tls=" (TLS)" if admin.tls is not None else "",
+        )
 
     def stopService(self) -> Deferred[None] | None:
         Service.stopService(self)

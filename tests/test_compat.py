@@ -20,11 +20,16 @@ from ._corpus import compatDir
 
 PASSING: set[str] = {
     "linkerd-examples/access-logs.yaml",
+    "linkerd-examples/admin-tls.yaml",
+    "linkerd-examples/client-options.yaml",
+    "linkerd-examples/disable-tls.yaml",
     "linkerd-examples/fs.yaml",
     "linkerd-examples/http.yaml",
     "linkerd-examples/influxdb.yaml",
     "linkerd-examples/loadbalancer.yaml",
+    "linkerd-examples/mutualTls.yaml",
     "linkerd-examples/prometheus.yaml",
+    "linkerd-examples/proxy.yaml",
     "linkerd-examples/recent-requests.yaml",
     "linkerd-examples/retries.yaml",
     "linkerd-examples/rewriting.yaml",
@@ -33,6 +38,7 @@ PASSING: set[str] = {
     "linkerd-examples/socket-options.yaml",
     "linkerd-examples/static_namer.yaml",
     "linkerd-examples/thrift.yaml",
+    "linkerd-examples/tls.yaml",
 }
 """Files (relative to the corpus) that must pass; every other one must be refused."""
 

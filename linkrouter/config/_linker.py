@@ -24,7 +24,6 @@ from linkrouter.config._policy import (
     parseServicePolicy,
     parseSession,
     parseSocketOptions,
-    refuseTls,
 )
 from linkrouter.config._section import (
     REQUIRED,
@@ -43,6 +42,7 @@ from linkrouter.interfaces import (
     ITransformerPlugin,
 )
 from linkrouter.naming import Dtab, ParseError, Path
+from linkrouter.tls import ServerTLS, parseServerTLS
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 """Configuration files larger than this are refused."""
@@ -63,6 +63,7 @@ class AdminConfig:
     security: Any = None
     httpIdentifierPort: int | None = None
     workerThreads: int = 2
+    tls: ServerTLS | None = None
 
 
 @attrs.frozen
@@ -79,6 +80,7 @@ class ServerConfig:
     clearContext: bool = False
     serverSession: Session = attrs.field(factory=Session)
     announce: tuple[Path, ...] = ()
+    tls: ServerTLS | None = None
     protocol: object = None
 
 
@@ -186,7 +188,6 @@ def _path(section: Section, key: str, default: str) -> Path:
 
 def parseAdmin(section: Section) -> AdminConfig:
     d = AdminConfig()
-    refuseTls(section)
     from linkrouter.admin import parseAdminSecurity
 
     security = parseAdminSecurity(section.section("security"))
@@ -201,11 +202,15 @@ def parseAdmin(section: Section) -> AdminConfig:
         shutdownGraceMs=nonNegative(section, "shutdownGraceMs", int, d.shutdownGraceMs) or 0,
         security=security,
         workerThreads=nonNegative(section, "workerThreads", int, d.workerThreads) or 0,
+        tls=_tls(section),
     )
 
 
+def _tls(section: Section) -> ServerTLS | None:
+    return parseServerTLS(section.section("tls")) if section.has("tls") else None
+
+
 def parseServer(section: Section, plugin: Any) -> ServerConfig:
-    refuseTls(section)
     defaultPort = getattr(plugin, "defaultPort", None)
     announce = []
     for text in _strings(section, "announce"):
@@ -223,6 +228,7 @@ def parseServer(section: Section, plugin: Any) -> ServerConfig:
         clearContext=bool(section.get("clearContext", bool, False)),
         serverSession=parseSession(section.section("serverSession")),
         announce=tuple(announce),
+        tls=_tls(section),
         protocol=plugin.parseServerConfig(section),
     )
 

@@ -21,6 +21,7 @@ from linkrouter.interfaces import (
     IResponseClassifierPlugin,
 )
 from linkrouter.naming import Path
+from linkrouter.tls import ClientTLS, parseClientTLS
 
 P = TypeVar("P")
 
@@ -37,15 +38,6 @@ def nonNegative(section: Section, key: str, type: type[Any] = int, default: Any 
         section.error("must not be negative", key)
         return None
     return value
-
-
-def refuseTls(section: Section) -> None:
-    """
-    TLS is configured in several places and implemented in none yet: refuse
-    it rather than silently serve or send plaintext.
-    """
-    if section.has("tls"):
-        section.error("TLS is not supported yet", "tls")
 
 
 @attrs.frozen
@@ -135,7 +127,10 @@ class PrefixedPolicy(Generic[P]):
     def forPath(self, path: Path) -> P:
         result = self.base
         for pattern, params in self.entries:
-            if pattern.match(path) is not None:
+            captured = pattern.match(path)
+            if captured is not None:
+                if captured and isinstance(params, ClientParams):
+                    params = params.withCaptures(captured)  # type: ignore[assignment]
                 result = merge(result, params)
         return result
 
@@ -328,7 +323,14 @@ class ClientParams:
     failFast: bool | None = None
     requeueBudget: RetryBudget | None = None
     requestAttemptTimeoutMs: int | None = None
+    tls: ClientTLS | None = None
     protocol: object = None
+
+    def withCaptures(self, captured: dict[str, str]) -> ClientParams:
+        """These parameters with their prefix's C{captured} variables substituted."""
+        if self.tls is None:
+            return self
+        return attrs.evolve(self, tls=self.tls.withCaptures(captured))
 
 
 DEFAULT_LOAD_BALANCER = {"kind": "p2c"}
@@ -341,7 +343,11 @@ def parseClientPolicy(section: Section, protocolPlugin: Any) -> PrefixedPolicy[C
     """
 
     def params(s: Section) -> ClientParams:
-        refuseTls(s)
+        tls = None
+        if s.has("tls"):
+            prefix = s.get("prefix", (str, int, float, bool, list, dict))  # reported elsewhere
+            variables = _CAPTURE.findall(prefix) if isinstance(prefix, str) else ()
+            tls = parseClientTLS(s.section("tls"), variables)
         return ClientParams(
             loadBalancer=s.plugin("loadBalancer", ILoadBalancerPlugin),
             failureAccrual=s.plugin("failureAccrual", IFailureAccrualPlugin),
@@ -351,6 +357,7 @@ def parseClientPolicy(section: Section, protocolPlugin: Any) -> PrefixedPolicy[C
             failFast=s.get("failFast", bool),
             requeueBudget=_optional(s, "requeueBudget", parseBudget),
             requestAttemptTimeoutMs=nonNegative(s, "requestAttemptTimeoutMs"),
+            tls=tls,
             protocol=protocolPlugin.parseClientConfig(s),
         )
 

@@ -29,6 +29,7 @@ from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
+from linkrouter.tls import clientFactory, tlsFailure
 from protocols.http.errors import (
     ConnectionClosed,
     ConnectionFailed,
@@ -372,14 +373,16 @@ class HTTPClientProtocol(Protocol):
             if isinstance(reqBody, BodyStream) and not reqBody.ended:
                 reqBody.stopProducing()
             if not call.deferred.called:
-                call.deferred.errback(
-                    Failure(
-                        ConnectionClosed(
-                            f"connection to {self.pool.authority.decode()} closed before the"
-                            f" response: {reason.getErrorMessage()}"
-                        )
+                authority = self.pool.authority.decode()
+                tls = tlsFailure(reason.value)
+                if tls is not None:
+                    message = f"TLS with {authority} failed: {tls}"
+                else:
+                    message = (
+                        f"connection to {authority} closed before the response:"
+                        f" {reason.getErrorMessage()}"
                     )
-                )
+                call.deferred.errback(Failure(ConnectionClosed(message)))
 
 
 _BODILESS_DROP = frozenset([b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer"])
@@ -406,7 +409,8 @@ class HTTPPool:
     connections are reused most-recent first and closed past their idle time
     or lifetime (a connection is never closed mid-exchange); new ones are
     made up to C{maxSize}; beyond that, requests wait (up to C{maxWaiters},
-    then fail with L{PoolExhausted}).
+    then fail with L{PoolExhausted}).  With C{tls} (a TLS connection
+    creator, see L{linkrouter.tls.ClientTLSContexts}) connections are TLS.
     """
 
     def __init__(
@@ -417,8 +421,10 @@ class HTTPPool:
         port: int,
         config: PoolConfig | None = None,
         limits: PoolLimits = UNLIMITED,
+        tls: object = None,
     ) -> None:
         self.reactor = reactor
+        self.tls = tls
         self.clock = clock
         self.host = host
         self.port = port
@@ -485,7 +491,7 @@ class HTTPPool:
         self.reactor.connectTCP(
             self.host,
             self.port,
-            _ConnectFactory(self, call),
+            clientFactory(self.tls, _ConnectFactory(self, call)),
             timeout=self.config.connectTimeoutMs / 1000,
         )
 

@@ -42,6 +42,7 @@ from linkrouter.routing import (
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
 from linkrouter.routing.stats import RequestStats
+from linkrouter.tls import ClientTLSContexts, serverFactory, unwrap
 from protocols.http import errors
 from protocols.http import headers as l5d
 from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
@@ -124,15 +125,17 @@ class HttpRouter(RouterService):
             clientAnnotator=_clientAnnotator,
         )
         RouterService.__init__(self, buildRouter(config, context, hooks), reactor)
+        self.tls = ClientTLSContexts.forPolicy(config.client, context.baseDir)
         self.accessLog = (
             AccessLog(protocolConfig.accessLog) if protocolConfig.accessLog is not None else None
         )
         self.servers = [(server, self._serverFactory(server)) for server in config.servers]
 
-    def _serverFactory(self, server: ServerConfig) -> HTTPServerFactory:
-        return HTTPServerFactory(
+    def _serverFactory(self, server: ServerConfig) -> Any:
+        factory = HTTPServerFactory(
             _notListening, self.engine, self.accessLog, server.serverSession, self.reactor
         )
+        return serverFactory(server.tls, factory, self.context.baseDir)
 
     def stopService(self) -> Deferred[Any]:
         d = RouterService.stopService(self)
@@ -154,12 +157,13 @@ class HttpRouter(RouterService):
             address.port,
             PoolConfig(streamAfterContentLengthKB=self.engine.streamAfterContentLengthKB),
             PoolLimits.fromParams(params),
+            self.tls.creator(params.tls),
         )
 
     def listening(self, server: ServerConfig, factory: Any, port: Any) -> None:
         """Serve with metrics under C{server/<ip>/<port>}, the address bound."""
         address = port.getHost()
-        factory.handler = self._serverHandler(server, f"{address.host}/{address.port}")
+        unwrap(factory).handler = self._serverHandler(server, f"{address.host}/{address.port}")
 
     def _serverHandler(self, server: ServerConfig, name: str) -> Handler:
         stats = RequestStats(

@@ -39,6 +39,7 @@ from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
+from linkrouter.tls import clientEndpoint, tlsFailure
 
 from .codec import (
     ApplicationExceptionType,
@@ -179,9 +180,13 @@ class _Connection(Protocol):
         self._pool._lost(self)
         pending, self._pending = self._pending, None
         if pending is not None:
-            pending.errback(
-                BackendConnectionLost(f"connection to {self._pool.name} lost before the reply")
-            )
+            name = self._pool.name
+            tls = tlsFailure(reason.value)
+            if tls is not None:
+                message = f"TLS with {name} failed: {tls}"
+            else:
+                message = f"connection to {name} lost before the reply"
+            pending.errback(BackendConnectionLost(message))
 
 
 def _endpoint(reactor: IReactorTCP, address: Address, timeout: float) -> IStreamClientEndpoint:
@@ -215,13 +220,14 @@ class ThriftEndpointClient:
         reactor: Any,
         limits: PoolLimits = UNLIMITED,
         connectTimeout: float = 1.0,
+        tls: object = None,
     ) -> None:
         self.config = config
         self.protocol: ThriftProtocol = config.wireProtocol()
         self.name = f"{address.host}:{address.port}"
         self.limits = limits
         self._clock: IReactorTime = reactor
-        self._endpoint = _endpoint(reactor, address, connectTimeout)
+        self._endpoint = clientEndpoint(tls, _endpoint(reactor, address, connectTimeout))
         self._max = limits.maxSize
         self._open = 0  # connections open or being opened
         self._live: set[_Connection] = set()

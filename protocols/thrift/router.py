@@ -15,6 +15,7 @@ from linkrouter.interfaces import IClient
 from linkrouter.naming import Address
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
+from linkrouter.tls import ClientTLSContexts, serverFactory
 
 from .client import PoolLimits, ThriftEndpointClient
 from .config import ThriftClientKeys, ThriftRouterConfig, ThriftServerConfig
@@ -33,6 +34,7 @@ class ThriftRouter(RouterService):
         reactor = context.reactor
         router = buildRouter(config, context, ProtocolHooks(connect=self._connect))
         RouterService.__init__(self, router, reactor)
+        self.tls = ClientTLSContexts.forPolicy(config.client, context.baseDir)
         identifier = ThriftIdentifier(config.dstPrefix, protocolConfig.methodInDst)
         for server in config.servers:
             serverConfig = server.protocol
@@ -51,7 +53,7 @@ class ThriftRouter(RouterService):
                 self.started,
                 self.finished,
             )
-            self.servers.append((server, factory))
+            self.servers.append((server, serverFactory(server.tls, factory, context.baseDir)))
 
     def _connect(self, address: Address, params: ClientParams) -> IClient:
         keys = params.protocol
@@ -62,4 +64,5 @@ class ThriftRouter(RouterService):
             keys.resolve(self.protocolConfig),
             self.reactor,
             PoolLimits.fromParams(params),
+            tls=self.tls.creator(params.tls),
         )
