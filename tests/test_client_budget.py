@@ -74,3 +74,25 @@ class RetryBudgetTests(SynchronousTestCase):
     def test_invalid(self) -> None:
         for args in [(0, 1, 0.1), (61, 1, 0.1), (10, -1, 0.1), (10, 1, -0.5), (10, 1, 1001)]:
             self.assertRaises(ValueError, RetryBudget, *args, self.clock)
+
+    def test_depositAt(self) -> None:
+        """
+        A deposit at a time the caller has just read goes in that second's
+        bucket and expires with it, as one reading the clock would.
+        """
+        budget = RetryBudget(2, 0, 1.0, self.clock)
+        budget.deposit(self.clock.seconds() + 0.5)
+        budget.deposit(self.clock.seconds() + 1.5)
+        self.assertEqual(budget.balance, 2)
+        self.clock.advance(2)
+        self.assertEqual(budget.balance, 1)
+        self.clock.advance(1)
+        self.assertEqual(budget.balance, 0)
+
+    def test_clockGoesBack(self) -> None:
+        """A time before the current second counts in the current second."""
+        budget = RetryBudget(2, 0, 1.0, self.clock)
+        budget.deposit(self.clock.seconds() - 5)
+        self.assertEqual(budget.balance, 1)
+        self.clock.advance(2)
+        self.assertEqual(budget.balance, 0)

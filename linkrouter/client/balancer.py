@@ -59,6 +59,29 @@ def classifyFailures(request: object, response: object, failure: Failure | None)
     return ResponseClass.NON_RETRYABLE_FAILURE
 
 
+class RequestRecorder(Protocol):
+    """
+    The request metrics of the client's scope
+    (L{linkrouter.routing.stats.RequestStats}), recorded by the balancer
+    itself: one completion callback per request instead of two.
+    """
+
+    pending: int
+
+    def begin(self) -> float: ...
+
+    def end(
+        self,
+        start: float,
+        request: Any,
+        response: Any,
+        failure: Failure | None,
+        success: bool | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _Closable(Protocol):
     def close(self) -> object: ...
 
@@ -80,6 +103,12 @@ class ClientPolicy:
     dead at once).  Requests that arrive before the bound name's addresses
     are first known wait for them for up to C{resolutionTimeout} seconds
     (the router's C{bindingTimeoutMs}).
+
+    With C{requestStats}, the balancer records each request's outcome there
+    once (after any requeues; it also exports that recorder's C{pending}
+    rather than its own), with the verdict of C{classify} when it has one:
+    the recorder must classify the same way.  C{annotate}, if given, is called with each
+    request first (C{l5d-dst-client}).
     """
 
     accrual: Callable[[], AccrualPolicy] | None = None
@@ -87,6 +116,12 @@ class ClientPolicy:
     requeueBudget: RetryBudgetValue = attrs.field(factory=RetryBudgetValue)
     failFast: bool = False
     resolutionTimeout: float = 10.0
+    requestStats: RequestRecorder | None = None
+    annotate: Callable[[Any], object] | None = None
+
+
+def _lastFailure(ep: Endpoint) -> float:
+    return ep.lastFailure
 
 
 def _addressesOf(addr: object) -> Iterable[AddressLike] | None:
@@ -137,7 +172,9 @@ class Balancer:
         self._whenClosed: list[Deferred[None]] = []
         self._resolved = False
         self._resolutionTimeout = policy.resolutionTimeout
-        self._waiting: list[tuple[Deferred[Any], object]] = []
+        self._waiting: list[tuple[Deferred[Any], object, float]] = []
+        self._recorder = policy.requestStats
+        self._annotate = policy.annotate
         self._waitTimer: IDelayedCall | None = None
 
         lb = stats.scope("loadbalancer")
@@ -160,9 +197,10 @@ class Balancer:
             lb.addGauge(("busy",), lambda: float(len(self._eps) - self._countAvailable())),
             lb.addGauge(("load",), lambda: float(self._pending)),
             lb.addGauge(("meanweight",), self._meanWeight),
-            stats.addGauge(("pending",), lambda: float(self._pending)),
             rq.addGauge(("budget",), lambda: float(self._budget.balance)),
         ]
+        if self._recorder is None:
+            self._gauges.append(stats.addGauge(("pending",), lambda: float(self._pending)))
         self._observation = endpoints.observe(self._update)
 
     # -- IClient
@@ -174,24 +212,43 @@ class Balancer:
         return Status.OPEN if self._countAvailable(stopAtOne=True) else Status.BUSY
 
     def __call__(self, request: object) -> Deferred[Any]:
-        self._budget.deposit()
+        if self._annotate is not None:
+            self._annotate(request)
+        recorder = self._recorder
+        if recorder is not None:
+            begun = recorder.begin()
+            self._budget.deposit(begun)
+        else:
+            begun = 0.0
+            self._budget.deposit()
         if not self._resolved and not self._closed:
-            return self._wait(request)
-        return self._dispatch(request, 0, None)
+            return self._wait(request, begun)
+        return self._dispatch(request, 0, None, begun)
+
+    def _end(self, request: object, begun: float, error: Exception) -> Failure:
+        """A request failed without reaching an endpoint: record it."""
+        failure = Failure(error)
+        if self._recorder is not None:
+            self._recorder.end(begun, request, None, failure)
+        return failure
 
     # -- waiting for the first addresses
 
-    def _wait(self, request: object) -> Deferred[Any]:
+    def _wait(self, request: object, begun: float) -> Deferred[Any]:
         """
         Hold C{request} until the bound name's addresses are first known
         (a host name being resolved, a namer still reading its source).
         """
 
         def cancel(d: Deferred[Any]) -> None:
-            self._waiting = [(w, r) for w, r in self._waiting if w is not d]
+            for index, (waiter, _, _) in enumerate(self._waiting):
+                if waiter is d:
+                    del self._waiting[index]
+                    d.errback(self._end(request, begun, CancelledError()))
+                    return
 
         d: Deferred[Any] = Deferred(cancel)
-        self._waiting.append((d, request))
+        self._waiting.append((d, request, begun))
         if self._waitTimer is None:
             self._waitTimer = self._clock.callLater(self._resolutionTimeout, self._giveUp)
         return d
@@ -207,19 +264,25 @@ class Balancer:
             self._waitTimer.cancel()
             self._waitTimer = None
         waiting, self._waiting = self._waiting, []
-        for d, request in waiting:
+        for d, request, begun in waiting:
             if error is not None:
-                d.errback(error)
+                d.errback(self._end(request, begun, error))
             else:
-                self._dispatch(request, 0, None).chainDeferred(d)
+                self._dispatch(request, 0, None, begun).chainDeferred(d)
 
-    def _dispatch(self, request: object, requeues: int, avoid: Endpoint | None) -> Deferred[Any]:
+    def _dispatch(
+        self, request: object, requeues: int, avoid: Endpoint | None, begun: float
+    ) -> Deferred[Any]:
         ep = self._dist.pick(avoid)
         if ep is None:
             ep = self._fallback(avoid)
             if ep is None:
                 return fail(
-                    NoEndpointsAvailable("client closed" if self._closed else "no endpoints")
+                    self._end(
+                        request,
+                        begun,
+                        NoEndpointsAvailable("client closed" if self._closed else "no endpoints"),
+                    )
                 )
         probe = ep.state != ALIVE
         if probe:
@@ -235,7 +298,7 @@ class Balancer:
             d: Deferred[Any] = ep.client(request)
         except Exception:
             d = fail()
-        d.addBoth(self._finished, ep, request, start, requeues, probe)
+        d.addBoth(self._finished, ep, request, start, requeues, probe, begun)
         return d
 
     def _finished(
@@ -246,6 +309,7 @@ class Balancer:
         start: float,
         requeues: int,
         probe: bool,
+        begun: float,
     ) -> object:
         ep.pending -= 1
         self._pending -= 1
@@ -257,6 +321,7 @@ class Balancer:
             response = result
         if self._tracks:
             self._dist.finished(ep, start, failure is not None)
+        success: bool | None = None
         if not ep.draining and (failure is None or not failure.check(CancelledError)):
             try:
                 success = self._classify(request, response, failure) is _SUCCESS
@@ -275,8 +340,10 @@ class Balancer:
         if failure is not None and not self._closed and isRequeueable(failure):
             if requeues < MAX_REQUEUES_PER_REQUEST and self._budget.tryWithdraw():
                 self._requeues.incr()
-                return self._dispatch(request, requeues + 1, ep)
+                return self._dispatch(request, requeues + 1, ep, begun)
             self._budgetExhausted.incr()
+        if self._recorder is not None:
+            self._recorder.end(begun, request, response, failure, success)
         return result
 
     def close(self) -> Deferred[None]:
@@ -286,6 +353,8 @@ class Balancer:
             self._observation.close()
             for gauge in self._gauges:
                 gauge.remove()
+            if self._recorder is not None:
+                self._recorder.close()
             eps, self._eps, self._byKey = self._eps, [], {}
             self._dist.rebuild([])
             for ep in eps:
@@ -463,6 +532,10 @@ class Balancer:
         # In address order, so that a seeded balancer behaves the same in
         # every process whatever the hash seed.
         self._eps = sorted(self._byKey.values(), key=lambda ep: ep.key)
+        # A smaller set lowers the ejection limit: revive the endpoints that
+        # failed longest ago until the dead are within it again.
+        while self._eps and self._dead > self._ejectionLimit():
+            self._revive(min((ep for ep in self._eps if ep.state != ALIVE), key=_lastFailure))
         self._dist.rebuild(self._eps)
 
     def _removeFromSet(self, ep: Endpoint) -> None:
@@ -563,5 +636,6 @@ __all__ = [
     "BalancerFactory",
     "Classifier",
     "ClientPolicy",
+    "RequestRecorder",
     "classifyFailures",
 ]

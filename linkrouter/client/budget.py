@@ -39,7 +39,6 @@ class RetryBudget:
             raise ValueError(f"minRetriesPerSec must be >= 0, not {minRetriesPerSec}")
         if not 0.0 <= percentCanRetry <= 1000.0:
             raise ValueError(f"percentCanRetry must be between 0 and 1000, not {percentCanRetry}")
-        self._clock = clock
         self._ttl = ttlSecs
         self._depositAmount = round(percentCanRetry * _SCALE)
         # Without deposits, a withdrawal costs more than any balance: only
@@ -48,49 +47,66 @@ class RetryBudget:
         self._reserve = minRetriesPerSec * ttlSecs * self._withdrawAmount
         self._buckets = [0] * ttlSecs
         self._sum = 0
+        self._seconds = clock.seconds
+        # The current second, its bucket, and when the next one starts: a
+        # deposit within the same second is a comparison and two additions.
         self._second = math.floor(clock.seconds())
+        self._index = self._second % ttlSecs
+        self._next = self._second + 1
 
     @classmethod
     def fromConfig(cls, config: RetryBudgetValue, clock: IReactorTime) -> RetryBudget:
         """From a parsed C{requeueBudget} or C{retries.budget} section."""
         return cls(config.ttlSecs, config.minRetriesPerSec, config.percentCanRetry, clock)
 
-    def _expire(self) -> None:
-        now = math.floor(self._clock.seconds())
-        elapsed = now - self._second
+    def _expire(self, now: float) -> None:
+        """Move to the second of C{now}, dropping the buckets that expired."""
+        second = math.floor(now)
+        elapsed = second - self._second
         if elapsed <= 0:
-            return
-        self._second = now
+            return  # the clock went back: keep the current second
         buckets = self._buckets
-        if elapsed >= self._ttl:
-            buckets[:] = [0] * self._ttl
+        ttl = self._ttl
+        if elapsed >= ttl:
+            buckets[:] = [0] * ttl
             self._sum = 0
-            return
-        for step in range(1, elapsed + 1):
-            index = (now - elapsed + step) % self._ttl
-            self._sum -= buckets[index]
-            buckets[index] = 0
+        else:
+            for passed in range(self._second + 1, second + 1):
+                index = passed % ttl
+                self._sum -= buckets[index]
+                buckets[index] = 0
+        self._second = second
+        self._index = second % ttl
+        self._next = second + 1
 
-    def deposit(self) -> None:
-        """Credit the budget for one request."""
-        if self._depositAmount:
-            self._expire()
-            self._buckets[self._second % self._ttl] += self._depositAmount
-            self._sum += self._depositAmount
+    def deposit(self, now: float | None = None) -> None:
+        """
+        Credit the budget for one request.
+
+        @param now: the clock's time, when the caller has just read it.
+        """
+        amount = self._depositAmount
+        if amount:
+            if now is None:
+                now = self._seconds()
+            if now >= self._next:
+                self._expire(now)
+            self._buckets[self._index] += amount
+            self._sum += amount
 
     def tryWithdraw(self) -> bool:
         """Take one retry from the budget; C{False} when it is exhausted."""
-        self._expire()
+        self._expire(self._seconds())
         if self._sum + self._reserve < self._withdrawAmount:
             return False
         # Withdrawals are negative deposits in the current bucket, so they
         # expire with it and the reserve refills over the TTL.
-        self._buckets[self._second % self._ttl] -= self._withdrawAmount
+        self._buckets[self._index] -= self._withdrawAmount
         self._sum -= self._withdrawAmount
         return True
 
     @property
     def balance(self) -> int:
         """Whole retries available now."""
-        self._expire()
+        self._expire(self._seconds())
         return max(0, (self._sum + self._reserve) // self._withdrawAmount)

@@ -36,14 +36,20 @@ C{timeouts/totalTimeout}, C{timeouts/deadline}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from linkrouter.interfaces import IClient, ICounter, IResponseClassifier, IStatsReceiver
+from linkrouter.interfaces import (
+    IClient,
+    ICounter,
+    IResponseClassifier,
+    IStatsReceiver,
+    ResponseClass,
+)
 from linkrouter.policy.backoff import Backoff, BackoffFactory
 from linkrouter.policy.classifiers import classifyOrDefault
 from linkrouter.policy.timeouts import (
@@ -56,7 +62,12 @@ from linkrouter.policy.timeouts import (
     withTimeout,
 )
 
+if TYPE_CHECKING:
+    from linkrouter.client.balancer import RequestRecorder
+
 Rep = TypeVar("Rep")
+
+_SUCCESS = ResponseClass.SUCCESS
 
 
 class RetryBudget(Protocol):
@@ -65,7 +76,7 @@ class RetryBudget(Protocol):
     (L{linkrouter.client.budget.RetryBudget}).
     """
 
-    def deposit(self) -> None: ...
+    def deposit(self, now: float | None = None) -> None: ...
 
     def tryWithdraw(self) -> bool: ...
 
@@ -130,6 +141,27 @@ class RetryingClient(Generic[Rep]):
         self._totalTimeouts = stats.counter("timeouts", "totalTimeout")
         self._deadlineTimeouts = stats.counter("timeouts", "deadline")
         self._gauge = stats.addGauge(("retries", "budget"), lambda: float(budget.balance))
+        self._recorder: RequestRecorder | None = None
+        self._annotate: Callable[[Any], object] | None = None
+        self._deadlineOf: Callable[[Any], Deadline | None] | None = None
+
+    def record(
+        self,
+        stats: RequestRecorder,
+        annotate: Callable[[Any], object] | None = None,
+        deadlineOf: Callable[[Any], Deadline | None] | None = None,
+    ) -> None:
+        """
+        From now on, also record each request's outcome in C{stats} (the
+        service's request metrics, so that one callback per request does
+        both; C{stats} must classify as this filter does, since it is given
+        the filter's verdict), call C{annotate} with each request first, and read the
+        caller's deadline of a request given without one with
+        C{deadlineOf}.
+        """
+        self._recorder = stats
+        self._annotate = annotate
+        self._deadlineOf = deadlineOf
 
     @property
     def status(self) -> object:
@@ -137,6 +169,8 @@ class RetryingClient(Generic[Rep]):
 
     def close(self) -> Deferred[Any]:
         self._gauge.remove()
+        if self._recorder is not None:
+            self._recorder.close()
         return self.client.close()
 
     def __call__(self, request: Any, deadline: Deadline | None = None) -> Deferred[Rep]:
@@ -145,13 +179,24 @@ class RetryingClient(Generic[Rep]):
 
         @param deadline: the caller's deadline (C{l5d-ctx-deadline}), if any.
         """
+        if self._annotate is not None:
+            self._annotate(request)
+        begun: float | None = None
+        if self._recorder is not None:
+            begun = self._recorder.begin()
+        if deadline is None and self._deadlineOf is not None:
+            deadline = self._deadlineOf(request)
         if deadline is None and self.totalTimeout is None:
-            self.budget.deposit()
+            self.budget.deposit(begun)
             try:
                 d: Deferred[Rep] = self.client(request)
             except Exception:
                 d = fail()
-            return d.addBoth(self._first, request)
+            return d.addBoth(self._first, request, begun)
+        return self._recording(self._limited(request, deadline), request, begun)
+
+    def _limited(self, request: Any, deadline: Deadline | None) -> Deferred[Rep]:
+        """The slow path: a total timeout or a deadline applies."""
         limit: tuple[float, Callable[[float], RequestTimeout]] | None = None
         if self.totalTimeout is not None:
             limit = (self.totalTimeout, self._timedOut(TotalTimeout, self._totalTimeouts))
@@ -175,25 +220,47 @@ class RetryingClient(Generic[Rep]):
             return call.result
         return withTimeout(call.result, limit[0], self.clock, limit[1])
 
-    def _first(self, result: Rep | Failure, request: Any) -> Rep | Failure | Deferred[Rep]:
+    def _first(
+        self, result: Rep | Failure, request: Any, begun: float | None
+    ) -> Rep | Failure | Deferred[Rep]:
         """The fast path's first outcome: returned as is unless it is retried."""
         if isinstance(result, Failure):
             response, failure = None, result
-            if result.check(CancelledError):
-                self._perRequest.add(0)
-                return result
+            verdict = None if result.check(CancelledError) else self._verdict(request, None, result)
         else:
             response, failure = result, None
-        try:
-            retryable = classifyOrDefault(self.classifier, request, response, failure).isRetryable
-        except Exception:
-            retryable = True  # the slow path fails the request with the error
-        if not retryable:
+            verdict = self._verdict(request, result, None)
+        if verdict is None or not verdict.isRetryable:
             self._perRequest.add(0)
+            if begun is not None:
+                assert self._recorder is not None
+                success = None if verdict is None else verdict is _SUCCESS
+                self._recorder.end(begun, request, response, failure, success)
             return result
         call = _Call(self, request, None)
         call._outcome(response, failure)
-        return call.result
+        return self._recording(call.result, request, begun)
+
+    def _verdict(self, request: Any, response: object, failure: Failure | None) -> ResponseClass:
+        try:
+            return classifyOrDefault(self.classifier, request, response, failure)
+        except Exception:
+            # Retryable: the slow path then fails the request with the error.
+            return ResponseClass.RETRYABLE_FAILURE
+
+    def _recording(self, d: Deferred[Rep], request: Any, begun: float | None) -> Deferred[Rep]:
+        """C{d}, whose outcome is recorded in the request stats, if any."""
+        if begun is None:
+            return d
+        return d.addBoth(self._recorded, request, begun)
+
+    def _recorded(self, result: Rep | Failure, request: Any, begun: float) -> Rep | Failure:
+        assert self._recorder is not None
+        if isinstance(result, Failure):
+            self._recorder.end(begun, request, None, result)
+        else:
+            self._recorder.end(begun, request, result, None)
+        return result
 
     @staticmethod
     def _span(deadline: Deadline) -> float:

@@ -18,17 +18,18 @@ import attrs
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from linkrouter.client.balancer import ClientPolicy
+from linkrouter.client.balancer import Balancer, ClientPolicy
 from linkrouter.client.timeout import AttemptTimeout
 from linkrouter.config import ClientParams, PluginConfig, RouterConfig
 from linkrouter.context import BuildContext
 from linkrouter.interfaces import IClient, IResponseClassifier, ResponseClass
 from linkrouter.naming import Address, Bound, Path
 from linkrouter.policy.config import retryingClient
+from linkrouter.policy.retries import RetryingClient
 from linkrouter.policy.timeouts import Deadline
 
 from .router import Router
-from .stats import StatsClient, StatusOf
+from .stats import RequestStats, StatsClient, StatusOf
 
 
 def _always(request: Any) -> bool:
@@ -130,29 +131,30 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
                 return AttemptTimeout(endpoint, timeoutMs / 1000.0, clock)
             return endpoint
 
+        # The balancer records the client's request metrics itself, in the
+        # callback it has anyway.
+        requestStats = RequestStats(scope, routerClassifier, clock, hooks.statusOf)
+        annotate = hooks.clientAnnotator(bound)
         policy = ClientPolicy(
             accrual=_build(params.failureAccrual, context) if params.failureAccrual else None,
             requeueBudget=params.requeueBudget or ClientPolicy().requeueBudget,
             failFast=bool(params.failFast),
             resolutionTimeout=config.bindingTimeoutMs / 1000.0,
+            requestStats=requestStats,
+            annotate=annotate,
             **({"classify": _Classify(routerClassifier)} if routerClassifier is not None else {}),
         )
         assert params.loadBalancer is not None, "p2c is the configured default"
         balancer = _build(params.loadBalancer, context).build(bound.addr, connect, scope, policy)
-        return StatsClient(
-            balancer,
-            scope,
-            routerClassifier,
-            clock,
-            hooks.statusOf,
-            hooks.clientAnnotator(bound),
-        )
+        if isinstance(balancer, Balancer):
+            return balancer
+        return StatsClient(balancer, requestStats, annotate)
 
     def newService(dst: Path, dispatch: IClient) -> IClient:
         params = config.service.forPath(dst)
         scope = stats.scope("service", _scopeName(dst))
         classifier = classifierFor(params.responseClassifier) or routerClassifier
-        retrying = retryingClient(
+        retrying: RetryingClient[Any] = retryingClient(
             dispatch,
             params,
             classifier or _NoOpinion(),
@@ -162,15 +164,14 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
             stampDeadline=hooks.stampDeadline,
             discard=hooks.discard,
         )
-        return StatsClient(
-            retrying,
-            scope,
-            classifier,
-            clock,
-            hooks.statusOf,
+        # The retry filter records the service's request metrics in its own
+        # callback.
+        retrying.record(
+            RequestStats(scope, classifier, clock, hooks.statusOf),
             hooks.serviceAnnotator(dst),
             hooks.deadlineOf,
         )
+        return retrying
 
     def evict(kind: str, name: str) -> None:
         remove = getattr(stats, "remove", None)

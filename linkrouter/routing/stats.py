@@ -4,6 +4,12 @@ Request metrics for any L{IClient}, as Finagle names them: C{requests},
 C{success}, C{failures} (and C{failures/<kind>}), C{status/<code>} and
 C{status/<N>XX} where the protocol has status codes, the
 C{request_latency_ms} histogram and a C{pending} gauge.
+
+A L{RequestStats} is recorded by whichever layer already has a callback on
+the request's outcome: the protocol's server handler (server scope), the
+retry filter (service scope) and the balancer (client scope), so that the
+three scopes cost no Deferred callback of their own; L{StatsClient} wraps
+any other client.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from zope.interface import implementer
 
 from linkrouter.interfaces import (
     IClient,
-    ICounter,
     IResponseClassifier,
     IStatsReceiver,
     ResponseClass,
@@ -48,43 +53,57 @@ class RequestStats:
         self._classifier = classifier
         self._seconds = clock.seconds
         self._statusOf = statusOf
-        self._requests = stats.counter("requests")
-        self._success = stats.counter("success")
-        self._failures = stats.counter("failures")
-        self._latency = stats.histogram("request_latency_ms")
-        self._byStatus: dict[int, tuple[ICounter, ICounter]] = {}
+        # Bound methods, looked up once: this is on every request's path.
+        self._requests = stats.counter("requests").incr
+        self._success = stats.counter("success").incr
+        self._failures = stats.counter("failures").incr
+        self._latency = stats.histogram("request_latency_ms").add
+        self._byStatus: dict[int, tuple[Callable[[], None], Callable[[], None]]] = {}
         self.pending = 0
         self._gauge = stats.addGauge(("pending",), lambda: float(self.pending))
 
     def begin(self) -> float:
         """Count a request; return its start time for L{end}."""
-        self._requests.incr()
+        self._requests()
         self.pending += 1
         return self._seconds()
 
-    def end(self, start: float, request: Any, response: Any, failure: Failure | None) -> None:
-        """Record the outcome of the request that L{begin} returned C{start} for."""
+    def end(
+        self,
+        start: float,
+        request: Any,
+        response: Any,
+        failure: Failure | None,
+        success: bool | None = None,
+    ) -> None:
+        """
+        Record the outcome of the request that L{begin} returned C{start}
+        for.  C{success}, when given, is the verdict of this scope's
+        classifier, which the caller has just asked.
+        """
         self.pending -= 1
-        self._latency.add((self._seconds() - start) * 1000.0)
+        self._latency((self._seconds() - start) * 1000.0)
         if response is not None:
             code = self._statusOf(response)
             if code is not None:
                 counters = self._byStatus.get(code)
                 if counters is None:
                     counters = self._byStatus[code] = (
-                        self._stats.counter("status", str(code)),
-                        self._stats.counter("status", f"{code // 100}XX"),
+                        self._stats.counter("status", str(code)).incr,
+                        self._stats.counter("status", f"{code // 100}XX").incr,
                     )
-                counters[0].incr()
-                counters[1].incr()
-        classifier = self._classifier
-        verdict = (
-            classifier.classify(request, response, failure) if classifier is not None else None
-        )
-        if verdict is _SUCCESS if type(verdict) is ResponseClass else failure is None:
-            self._success.incr()
+                counters[0]()
+                counters[1]()
+        if success is None:
+            classifier = self._classifier
+            verdict = (
+                classifier.classify(request, response, failure) if classifier is not None else None
+            )
+            success = verdict is _SUCCESS if type(verdict) is ResponseClass else failure is None
+        if success:
+            self._success()
         else:
-            self._failures.incr()
+            self._failures()
             if failure is not None:
                 self._stats.counter("failures", failure.value.__class__.__name__).incr()
 
@@ -96,25 +115,21 @@ class RequestStats:
 @implementer(IClient)
 class StatsClient:
     """
-    Counts what goes through C{client} under C{stats} (see L{RequestStats});
-    C{annotate}, if given, is called with each request first, and with
-    C{deadlineOf}, the client is called with the request and its deadline.
+    Records what goes through C{client} in C{stats} (a L{RequestStats});
+    C{annotate}, if given, is called with each request first.  For clients
+    that cannot record their own outcomes (as the balancer and the retry
+    filter do, see L{linkrouter.routing.assembly}).
     """
 
     def __init__(
         self,
         client: IClient,
-        stats: IStatsReceiver,
-        classifier: IResponseClassifier | None,
-        clock: IReactorTime,
-        statusOf: StatusOf = lambda response: None,
+        stats: RequestStats,
         annotate: Callable[[Any], object] | None = None,
-        deadlineOf: Callable[[Any], object] | None = None,
     ) -> None:
         self.client = client
-        self.stats = RequestStats(stats, classifier, clock, statusOf)
+        self.stats = stats
         self._annotate = annotate
-        self._deadlineOf = deadlineOf
 
     @property
     def status(self) -> Any:
@@ -124,13 +139,7 @@ class StatsClient:
         if self._annotate is not None:
             self._annotate(request)
         start = self.stats.begin()
-        deadlineOf = self._deadlineOf
-        d: Deferred[Any] = (
-            self.client(request)
-            if deadlineOf is None
-            else self.client(request, deadlineOf(request))  # type: ignore[call-arg, misc]
-        )
-        return d.addBoth(self._done, request, start)
+        return self.client(request).addBoth(self._done, request, start)
 
     def _done(self, result: Any, request: Any, start: float) -> Any:
         if type(result) is Failure:

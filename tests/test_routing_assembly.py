@@ -1,0 +1,288 @@
+"""
+L{linkrouter.routing.assembly.buildRouter}: the request metrics of the
+service and client scopes, which the retry filter and the balancer record
+in their own callbacks, count each request once, with the same names and
+values as a separate stats layer around each would.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from linkrouter._plugins import PluginRegistry
+from linkrouter.client.errors import ConnectionFailed
+from linkrouter.config import ClientParams, parseLinkerConfig
+from linkrouter.context import BuildContext
+from linkrouter.interfaces import IClient, Status
+from linkrouter.naming import Address, Path
+from linkrouter.policy.timeouts import NANOS, Deadline, DeadlineExceeded
+from linkrouter.routing import Identified, Router
+from linkrouter.routing.assembly import ProtocolHooks, buildRouter
+from linkrouter.telemetry.stats import Counter, Gauge, Histogram, MetricsRegistry
+
+_REGISTRY = PluginRegistry.discover()
+
+CONFIG = """
+routers:
+- protocol: http
+  label: rt1
+  dtab: /svc/* => /$/inet/127.0.0.1/8080;
+  servers:
+  - port: 4140
+  client:
+    failureAccrual:
+      kind: none
+  service:
+    responseClassifier:
+      kind: {classifier}
+    retries:
+      backoff:
+        kind: constant
+        ms: 0
+"""
+
+_OTHERS = ("loadbalancer", "retries", "timeouts", "failure_accrual")
+SERVICE = ("rt", "rt1", "service", "svc/foo")
+CLIENT = ("rt", "rt1", "client", "$/inet/127.0.0.1/8080")
+
+
+@attrs.define
+class _Request:
+    method: bytes = b"GET"
+    deadline: Deadline | None = None
+    marks: list[str] = attrs.field(factory=list)
+
+
+@attrs.define
+class _Response:
+    status: int
+    headers: dict[bytes, bytes] = attrs.field(factory=dict)
+
+
+@implementer(IClient)
+class _Endpoint:
+    """Answers are given by the test: C{waiting} holds one per request."""
+
+    status = Status.OPEN
+
+    def __init__(self) -> None:
+        self.waiting: list[Deferred[Any]] = []
+
+    def __call__(self, request: object) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.waiting.append(d)
+        return d
+
+    def close(self) -> Deferred[Any]:
+        return Deferred()
+
+
+class AssemblyStatsTests(SynchronousTestCase):
+    def build(self, classifier: str = "io.l5d.http.retryableAll5XX") -> Router:
+        (config,) = parseLinkerConfig(
+            CONFIG.format(classifier=classifier), "test.yaml", _REGISTRY
+        ).routers
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.metrics = MetricsRegistry(self.clock)
+        self.endpoint = _Endpoint()
+        context = BuildContext(
+            self.clock,
+            self.metrics.statsReceiver().scope("rt", config.label),
+            _REGISTRY,
+            os.getcwd(),
+            label=config.label,
+        )
+        assert config.interpreter.plugin is not None
+        interpreter = config.interpreter.plugin.plugin.build(
+            config.interpreter.plugin.config, context
+        )
+        context = attrs.evolve(context, interpreter=interpreter)
+
+        def connect(address: Address, params: ClientParams) -> IClient:
+            return self.endpoint
+
+        hooks = ProtocolHooks(
+            connect=connect,
+            statusOf=lambda response: response.status,
+            deadlineOf=lambda request: request.deadline,
+            serviceAnnotator=lambda dst: lambda request: request.marks.append("service"),
+            clientAnnotator=lambda bound: lambda request: request.marks.append("client"),
+        )
+        router = buildRouter(config, context, hooks)
+        self.addCleanup(router.close)
+        return router
+
+    def route(self, router: Router, request: _Request) -> Deferred[Any]:
+        return router.route(Identified(Path.read("/svc/foo")), request)
+
+    def answer(self, result: object) -> None:
+        d = self.endpoint.waiting.pop(0)
+        if isinstance(result, Exception):
+            d.errback(result)
+        else:
+            d.callback(result)
+
+    def metrics_(self, scope: tuple[str, ...]) -> dict[str, object]:
+        """
+        The request metrics under C{scope}: counters, gauges, and the
+        counts of histograms in the window that L{snapshot} closed.
+        """
+        found: dict[str, object] = {}
+        for names, metric in self.metrics.items():
+            if names[: len(scope)] != scope or names[len(scope)] in _OTHERS:
+                continue
+            name = "/".join(names[len(scope) :])
+            if isinstance(metric, Counter):
+                found[name] = metric.value
+            elif isinstance(metric, Gauge):
+                found[name] = metric.read()
+            elif isinstance(metric, Histogram):
+                summary = metric.summary()
+                found[name] = summary.count if summary is not None else None
+        return found
+
+    def test_success(self) -> None:
+        """A 200 counts once in each scope, each annotator marks it once."""
+        router = self.build()
+        request = _Request()
+        d = self.route(router, request)
+        self.assertEqual(self.metrics_(SERVICE)["pending"], 1.0)
+        self.assertEqual(self.metrics_(CLIENT)["pending"], 1.0)
+        self.answer(_Response(200))
+        self.assertEqual(self.successResultOf(d).status, 200)
+        self.assertEqual(request.marks, ["service", "client"])
+        self.metrics.snapshot()
+        expected = {
+            "requests": 1,
+            "success": 1,
+            "failures": 0,
+            "status/200": 1,
+            "status/2XX": 1,
+            "request_latency_ms": 1,
+            "pending": 0.0,
+        }
+        self.assertEqual(self.metrics_(SERVICE), expected)
+        self.assertEqual(self.metrics_(CLIENT), expected)
+
+    def test_nonRetryableFailure(self) -> None:
+        """A 500 the classifier does not retry is a failure in both scopes."""
+        router = self.build("io.l5d.http.nonRetryable5XX")
+        d = self.route(router, _Request())
+        self.answer(_Response(500))
+        self.assertEqual(self.successResultOf(d).status, 500)
+        for scope in (SERVICE, CLIENT):
+            found = self.metrics_(scope)
+            self.assertEqual(
+                (found["requests"], found["success"], found["failures"], found["status/5XX"]),
+                (1, 0, 1, 1),
+            )
+
+    def test_retried(self) -> None:
+        """
+        A retried 500: the service counts one successful request; the
+        client counts both attempts, one failed.
+        """
+        router = self.build()
+        request = _Request()
+        d = self.route(router, request)
+        self.answer(_Response(500))
+        self.clock.advance(0)
+        self.answer(_Response(200))
+        self.assertEqual(self.successResultOf(d).status, 200)
+        service = self.metrics_(SERVICE)
+        self.assertEqual(
+            (service["requests"], service["success"], service["failures"], service["pending"]),
+            (1, 1, 0, 0.0),
+        )
+        self.assertEqual((service["status/200"], service.get("status/500")), (1, None))
+        client = self.metrics_(CLIENT)
+        self.assertEqual(
+            (client["requests"], client["success"], client["failures"], client["pending"]),
+            (2, 1, 1, 0.0),
+        )
+        self.assertEqual((client["status/200"], client["status/500"]), (1, 1))
+        self.assertEqual(request.marks, ["service", "client", "client"])
+
+    def test_requeueCountsOnce(self) -> None:
+        """
+        A connection failure requeued to another attempt is one client
+        request, with the latency of both.
+        """
+        router = self.build()
+        request = _Request()
+        d = self.route(router, request)
+        self.clock.advance(0.5)
+        self.answer(ConnectionFailed("refused"))
+        self.clock.advance(0.5)
+        self.answer(_Response(200))
+        self.successResultOf(d)
+        self.metrics.snapshot()
+        client = self.metrics_(CLIENT)
+        self.assertEqual(
+            (client["requests"], client["success"], client["failures"], client["pending"]),
+            (1, 1, 0, 0.0),
+        )
+        latency = self.metrics.histogram((*CLIENT, "request_latency_ms")).summary()
+        assert latency is not None
+        self.assertEqual(latency.max, 1000)
+        self.assertEqual(request.marks, ["service", "client"])
+
+    def test_exception(self) -> None:
+        """An exception is a failure of its kind in both scopes."""
+        router = self.build("io.l5d.http.nonRetryable5XX")
+        d = self.route(router, _Request())
+        self.answer(ValueError("boom"))
+        self.failureResultOf(d, ValueError)
+        for scope in (SERVICE, CLIENT):
+            found = self.metrics_(scope)
+            self.assertEqual(
+                (found["requests"], found["failures"], found["failures/ValueError"]), (1, 1, 1)
+            )
+            self.assertEqual(found["pending"], 0.0)
+
+    def test_cancelled(self) -> None:
+        """A request its caller cancels is a failure, recorded once."""
+        router = self.build()
+        d = self.route(router, _Request())
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        for scope in (SERVICE, CLIENT):
+            found = self.metrics_(scope)
+            self.assertEqual(
+                (found["requests"], found["failures"], found["failures/CancelledError"]),
+                (1, 1, 1),
+            )
+            self.assertEqual(found["pending"], 0.0)
+
+    def test_expiredDeadline(self) -> None:
+        """
+        A request whose deadline (read with the protocol's C{deadlineOf})
+        has passed fails at the service without reaching the client.
+        """
+        router = self.build()
+        now = int(self.clock.seconds() * NANOS)
+        d = self.route(router, _Request(deadline=Deadline(now - 2 * NANOS, now - NANOS)))
+        self.failureResultOf(d, DeadlineExceeded)
+        self.assertEqual(self.endpoint.waiting, [])
+        service = self.metrics_(SERVICE)
+        self.assertEqual(
+            (service["requests"], service["failures"], service["pending"]), (1, 1, 0.0)
+        )
+        self.assertEqual(self.metrics_(CLIENT)["requests"], 0)
+
+    def test_closeRemovesPending(self) -> None:
+        """Closing the router stops exporting both scopes' C{pending}."""
+        router = self.build()
+        self.route(router, _Request())
+        self.answer(_Response(200))
+        router.close()
+        self.assertNotIn("pending", self.metrics_(SERVICE))
+        self.assertNotIn("pending", self.metrics_(CLIENT))
