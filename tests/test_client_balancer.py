@@ -900,3 +900,23 @@ class PendingAddressTests(SynchronousTestCase):
         [d] = h.send()
         self.successResultOf(h.balancer.close())
         self.assertIsInstance(self.successResultOf(d), NoEndpointsAvailable)
+
+
+class ShrinkingSetTests(SynchronousTestCase):
+    def test_ejectionLimitHoldsWhenTheSetShrinks(self) -> None:
+        """
+        Two of four endpoints dead is within the 50% limit; when the set
+        shrinks to those two, the one that failed first is revived so that
+        at most one of two stays dead.
+        """
+        h = Harness("roundRobin", ports=(1, 2, 3, 4))
+        b: Any = h.balancer
+        for port in (3, 4):
+            b._markDead(b._byKey[("127.0.0.1", port)])
+            h.clock.advance(0.001)
+        self.assertEqual(b._dead, 2)
+        h.var.set(addrOf(3, 4))
+        states = {ep.key[1]: ep.state for ep in b._eps}
+        self.assertEqual(states[3], 0)
+        self.assertNotEqual(states[4], 0)
+        self.assertEqual(b._dead, 1)
