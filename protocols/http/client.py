@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
+from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.tls import clientFactory, tlsFailure
@@ -35,6 +36,7 @@ from protocols.http.errors import (
     ConnectionFailed,
     MalformedResponse,
     PoolExhausted,
+    ResponseTooLarge,
 )
 from protocols.http.message import (
     BodyStream,
@@ -47,6 +49,7 @@ from protocols.http.message import (
     parseHeaders,
     serializeHead,
 )
+from protocols.http.sockets import DEFAULTS, Liveness, applySocketOptions
 
 log = Logger(observer=logObserver)
 
@@ -54,12 +57,19 @@ log = Logger(observer=logObserver)
 @attrs.frozen
 class PoolConfig:
     """
-    The connect timeout, and the size up to which a response body with
-    C{Content-Length} is buffered whole.
+    The connect timeout; the size up to which a response body with
+    C{Content-Length} is buffered whole; without C{streamingEnabled}, every
+    response body is buffered, up to C{maxResponseKB} (larger ones fail with
+    L{ResponseTooLarge}); the largest chunk of a request body written
+    (C{maxChunkKB}); and the connections' C{socketOptions}.
     """
 
     connectTimeoutMs: int = 1000
     streamAfterContentLengthKB: int = 5
+    streamingEnabled: bool = True
+    maxResponseKB: int = 5120
+    maxChunkKB: int = 8
+    socketOptions: SocketOptions = DEFAULTS
 
 
 class _Call:
@@ -84,7 +94,7 @@ class _RequestWriter(BodyWriter):
     __slots__ = ("conn",)
 
     def __init__(self, conn: HTTPClientProtocol, chunked: bool) -> None:
-        BodyWriter.__init__(self, chunked)
+        BodyWriter.__init__(self, chunked, conn.pool.config.maxChunkKB * 1024)
         self.conn = conn
 
     def transport(self) -> ITransport | None:
@@ -113,7 +123,13 @@ class HTTPClientProtocol(Protocol):
     def __init__(self, pool: HTTPPool, firstCall: _Call) -> None:
         self.pool = pool
         self._firstCall: _Call | None = firstCall
-        self._streamAfter = pool.config.streamAfterContentLengthKB * 1024
+        config = pool.config
+        self._streamAfter = config.streamAfterContentLengthKB * 1024
+        self._maxBuffered = -1 if config.streamingEnabled else config.maxResponseKB * 1024
+        self._liveness = Liveness.forOptions(
+            pool.clock, config.socketOptions, self._expecting, self._timedOut
+        )
+        self._paused = False
         self._parser = httptools.HttpResponseParser(self)
         self._call: _Call | None = None
         self._reusable = True
@@ -129,6 +145,7 @@ class HTTPClientProtocol(Protocol):
         self._headers: list[Header] = []
         self._reason = b""
         self._body: list[bytes] | BodyStream | None = None
+        self._bodySize = 0
         self._trailers: Headers | None = None
         self._inBody = False
         self._untilClose = False
@@ -141,7 +158,9 @@ class HTTPClientProtocol(Protocol):
     def connectionMade(self) -> None:
         transport = self.transport
         assert transport is not None
-        transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
+        applySocketOptions(transport, self.pool.config.socketOptions)
+        if self._liveness is not None:
+            self._liveness.start(transport)
         call, self._firstCall = self._firstCall, None
         assert call is not None
         self.pool._connected(self, call)
@@ -199,13 +218,30 @@ class HTTPClientProtocol(Protocol):
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
+    def _expecting(self) -> bool:
+        """A response is awaited or being read, and reading is not paused."""
+        return (
+            self._call is not None
+            and not self._responseDone
+            and not self._paused
+            and not (self._tunnel and self._inBody)
+        )
+
+    def _timedOut(self, message: str) -> None:
+        log.info(
+            "closing connection to {peer}: {message}", peer=self.pool.authority, message=message
+        )
+        self._error(ConnectionClosed(f"{self.pool.authority.decode()}: {message}"))
+
     # -- IPushProducer for the response body
 
     def pauseProducing(self) -> None:
+        self._paused = True
         if self.transport is not None:
             self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def resumeProducing(self) -> None:
+        self._paused = False
         if self.transport is not None:
             self.transport.resumeProducing()  # type: ignore[attr-defined]
 
@@ -215,6 +251,8 @@ class HTTPClientProtocol(Protocol):
     # -- receiving
 
     def dataReceived(self, data: bytes) -> None:
+        if self._liveness is not None:
+            self._liveness.read()
         if self._tunnel and self._inBody:
             body = self._body
             assert isinstance(body, BodyStream)
@@ -231,6 +269,9 @@ class HTTPClientProtocol(Protocol):
             if rest:
                 self.dataReceived(rest)
         except httptools.HttpParserCallbackError as e:
+            if isinstance(e.__context__, ResponseTooLarge):
+                self._error(e.__context__)
+                return
             log.failure("bug while parsing a response", Failure(e.__context__ or e))
             self._error(MalformedResponse("internal error while reading the response"))
         except httptools.HttpParserError as e:
@@ -288,22 +329,35 @@ class HTTPClientProtocol(Protocol):
         if tunnel:
             self._reusable = False
             response.body = self._body = BodyStream(self, tunnel=True)
-        elif chunked or length is None or length > self._streamAfter:
-            response.body = self._body = BodyStream(self, None if chunked else length)
+        else:
             if not chunked and length is None:
                 self._reusable = False  # the body ends when the connection does
                 self._untilClose = True
-        else:
-            self._body = []
-            self._response = response
-            return
+            if self._maxBuffered >= 0 or not (
+                chunked or length is None or length > self._streamAfter
+            ):
+                if length is not None:
+                    self._checkSize(length)
+                self._body = []
+                self._response = response
+                return
+            response.body = self._body = BodyStream(self, None if chunked else length)
         self._fire(response)
+
+    def _checkSize(self, size: int) -> None:
+        if 0 <= self._maxBuffered < size:
+            raise ResponseTooLarge(
+                f"the response from {self.pool.authority.decode()} exceeds maxResponseKB"
+                f" ({self.pool.config.maxResponseKB})"
+            )
 
     def on_body(self, data: bytes) -> None:
         body = self._body
         if isinstance(body, BodyStream):
             body.write(data)
         elif body is not None:
+            self._bodySize += len(data)
+            self._checkSize(self._bodySize)
             body.append(data)
 
     def on_message_complete(self) -> None:
@@ -360,9 +414,15 @@ class HTTPClientProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
         self._reusable = False
+        if self._liveness is not None:
+            self._liveness.stop()
+        body = self._body
+        if self._untilClose and self._inBody and self._response is not None:
+            assert isinstance(body, list)
+            self._response.body = b"".join(body)  # a buffered body that ends here
+            self._finishResponse(self._response)
         call, self._call = self._call, None
         self.pool._lost(self)
-        body = self._body
         if self._inBody and isinstance(body, BodyStream):
             if body.tunnel or self._untilClose:
                 body.finish()  # tunnels and close-delimited bodies end here

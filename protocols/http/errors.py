@@ -55,6 +55,10 @@ class MalformedResponse(UpstreamError):
     """The endpoint sent something that is not an HTTP/1.x response."""
 
 
+class ResponseTooLarge(UpstreamError):
+    """Buffering the response (streaming disabled) would exceed C{maxResponseKB}."""
+
+
 def errorResponse(
     status: int,
     message: str,

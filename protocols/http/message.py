@@ -416,14 +416,16 @@ def parseHeaders(
 class BodyWriter:
     """
     Writes a streamed body (a L{BodyStream}'s consumer side) to one
-    connection, chunk-framed or as is.  Subclasses say which transport and
-    what to do once the body has ended.
+    connection, chunk-framed (in chunks of at most C{maxChunk} bytes: larger
+    pieces are split, as Linkerd's C{maxChunkKB} does) or as is.  Subclasses
+    say which transport and what to do once the body has ended.
     """
 
-    __slots__ = ("chunked",)
+    __slots__ = ("chunked", "maxChunk")
 
-    def __init__(self, chunked: bool) -> None:
+    def __init__(self, chunked: bool, maxChunk: int = 8192) -> None:
         self.chunked = chunked
+        self.maxChunk = maxChunk
 
     def transport(self) -> ITransport | None:
         """The connection's transport, or C{None} once it is gone."""
@@ -437,7 +439,18 @@ class BodyWriter:
         if not data or transport is None:
             return
         if self.chunked:
-            write(transport, b"%x\r\n%s\r\n" % (len(data), data))
+            size = self.maxChunk
+            if len(data) <= size:
+                write(transport, b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                view = memoryview(data)
+                write(
+                    transport,
+                    b"".join(
+                        b"%x\r\n%s\r\n" % (len(piece), piece)
+                        for piece in (view[i : i + size] for i in range(0, len(data), size))
+                    ),
+                )
         else:
             write(transport, data)
 

@@ -47,10 +47,12 @@ from protocols.http import errors
 from protocols.http import headers as l5d
 from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
 from protocols.http.client import HTTPPool, PoolConfig
+from protocols.http.compression import Compressor
 from protocols.http.identifiers import IdentifierChain
 from protocols.http.message import BodyStream, Request, Response
 from protocols.http.server import Handler, HTTPServerFactory
 from protocols.http.server import ServerConfig as EngineConfig
+from protocols.http.sockets import DEFAULTS as DEFAULT_SOCKET_OPTIONS
 
 log = Logger(observer=logObserver)
 
@@ -59,10 +61,12 @@ _LABELERS = ("ip", "ip:port", "connectionRandom", "requestRandom", "router", "st
 
 @attrs.frozen
 class HttpRouterConfig:
-    """The C{http} router keys beyond the common ones."""
+    """
+    The C{http} router keys beyond the common ones (the engine's limits,
+    C{maxChunkKB} among them, are in C{engine}).
+    """
 
     engine: EngineConfig = attrs.field(factory=EngineConfig)
-    maxChunkKB: int = 8
     maxResponseKB: int = 5120
     compressionLevel: int = -1
     maxCallDepth: int = l5d.DEFAULT_MAX_CALL_DEPTH
@@ -133,7 +137,12 @@ class HttpRouter(RouterService):
 
     def _serverFactory(self, server: ServerConfig) -> Any:
         factory = HTTPServerFactory(
-            _notListening, self.engine, self.accessLog, server.serverSession, self.reactor
+            _notListening,
+            self.engine,
+            self.accessLog,
+            server.serverSession,
+            self.reactor,
+            server.socketOptions,
         )
         return serverFactory(server.tls, factory, self.context.baseDir)
 
@@ -150,12 +159,19 @@ class HttpRouter(RouterService):
 
     def _connect(self, address: Address, params: ClientParams) -> IClient:
         reactor = self.context.reactor
+        engine = self.engine
         return HTTPPool(
             reactor,
             reactor,
             address.host,
             address.port,
-            PoolConfig(streamAfterContentLengthKB=self.engine.streamAfterContentLengthKB),
+            PoolConfig(
+                streamAfterContentLengthKB=engine.streamAfterContentLengthKB,
+                streamingEnabled=engine.streamingEnabled,
+                maxResponseKB=self.protocolConfig.maxResponseKB,
+                maxChunkKB=engine.maxChunkKB,
+                socketOptions=params.socketOptions or DEFAULT_SOCKET_OPTIONS,
+            ),
             PoolLimits.fromParams(params),
             self.tls.creator(params.tls),
         )
@@ -219,6 +235,7 @@ class _ServerHandler:
         self.identifier = owner.identifier
         self.maxDepth = owner.protocolConfig.maxCallDepth
         self.maxErr = owner.engine.maxErrResponseKB
+        self.compress = Compressor.forLevel(owner.protocolConfig.compressionLevel)
 
     def __call__(self, request: Request) -> Deferred[Response]:
         owner = self.owner
@@ -289,6 +306,8 @@ class _ServerHandler:
         )
 
     def _respond(self, response: Response, request: Request, start: float) -> Response:
+        if self.compress is not None:
+            response = self.compress(request, response)
         return self._finish(l5d.prepareResponse(response), request, start)
 
     def _failed(
@@ -396,6 +415,9 @@ class httpProtocol:
         compression = section.get("compressionLevel", int, -1)
         if compression is not None and not -1 <= compression <= 9:
             section.error("must be -1 (automatic) or 0 to 9", "compressionLevel")
+        maxChunkKB = _kb(section, "maxChunkKB", 8)
+        if maxChunkKB == 0:
+            section.error("must be 1 or more", "maxChunkKB")
         engine = EngineConfig(
             maxHeadersKB=_kb(section, "maxHeadersKB", 8),
             maxInitialLineKB=_kb(section, "maxInitialLineKB", 4),
@@ -403,10 +425,10 @@ class httpProtocol:
             streamAfterContentLengthKB=_kb(section, "streamAfterContentLengthKB", 5),
             maxRequestKB=_kb(section, "maxRequestKB", 5120),
             maxErrResponseKB=_kb(section, "maxErrResponseKB", errors.DEFAULT_MAX_ERR_RESPONSE_KB),
+            maxChunkKB=maxChunkKB or 8,
         )
         return HttpRouterConfig(
             engine=engine,
-            maxChunkKB=_kb(section, "maxChunkKB", 8),
             maxResponseKB=_kb(section, "maxResponseKB", 5120),
             compressionLevel=-1 if compression is None else int(compression),
             maxCallDepth=_kb(section, "maxCallDepth", l5d.DEFAULT_MAX_CALL_DEPTH),

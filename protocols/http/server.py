@@ -17,7 +17,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IReactorTime,
-    ITCPTransport,
     ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol
@@ -26,7 +25,7 @@ from twisted.python.failure import Failure
 
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
-from linkrouter.config import Session
+from linkrouter.config import Session, SocketOptions
 from linkrouter.logs import logObserver
 from protocols.http import errors
 from protocols.http.message import (
@@ -41,6 +40,7 @@ from protocols.http.message import (
     parseHeaders,
     serializeHead,
 )
+from protocols.http.sockets import DEFAULTS, Liveness, applySocketOptions
 
 log = Logger(observer=logObserver)
 
@@ -64,6 +64,7 @@ class ServerConfig:
     maxRequestKB: int = 5120
     maxErrResponseKB: int = errors.DEFAULT_MAX_ERR_RESPONSE_KB
     maxPipelined: int = 16
+    maxChunkKB: int = 8
 
 
 class _Reject(Exception):
@@ -98,7 +99,7 @@ class _BodyWriter(BodyWriter):
         stream: BodyStream,
         chunked: bool,
     ) -> None:
-        BodyWriter.__init__(self, chunked)
+        BodyWriter.__init__(self, chunked, proto.config.maxChunkKB * 1024)
         self.proto = proto
         self.exchange = exchange
         self.stream = stream
@@ -133,6 +134,10 @@ class HTTPServerProtocol(Protocol):
     one), the connection is closed; once C{lifeTimeMs} old, it closes after
     the response in progress.  A client that shuts down its sending side
     gets the responses to the requests it sent, then the connection closes.
+
+    C{socketOptions} apply to the connection: C{noDelay}, C{keepAlive}, and
+    with C{clock}, C{readTimeoutMs} (a request begun, then silence) and
+    C{writeTimeoutMs} (responses not leaving).
     """
 
     def __init__(
@@ -142,10 +147,13 @@ class HTTPServerProtocol(Protocol):
         accessLog: AccessLogger | None = None,
         session: Session = _FOREVER,
         clock: IReactorTime | None = None,
+        socketOptions: SocketOptions = DEFAULTS,
     ) -> None:
         self.handler = handler
         self.config = config
         self.accessLog = accessLog
+        self.socketOptions = socketOptions
+        self._liveness = Liveness.forOptions(clock, socketOptions, self._expecting, self._timedOut)
         self._headLimit = config.maxHeadersKB * 1024
         self._lineLimit = config.maxInitialLineKB * 1024
         self._streamAfter = (
@@ -186,14 +194,29 @@ class HTTPServerProtocol(Protocol):
     def connectionMade(self) -> None:
         transport = self.transport
         assert transport is not None
-        if ITCPTransport.providedBy(transport):
-            transport.setTcpNoDelay(True)
+        applySocketOptions(transport, self.socketOptions)
         self.peer = transport.getPeer()
         self.host = transport.getHost()
         if self.owner is not None:
             self.owner.connections.add(self)
         if self._session is not None:
             self._session.start()
+        if self._liveness is not None:
+            self._liveness.start(transport)
+
+    def _expecting(self) -> bool:
+        """A request is being read, and reading is not paused."""
+        return (
+            (self._inHead or self._exchange is not None)
+            and not self._pauses
+            and self._tunnel is None
+        )
+
+    def _timedOut(self, message: str) -> None:
+        log.info("closing connection from {peer}: {message}", peer=self.peer, message=message)
+        self._dead = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _busy(self) -> bool:
         return bool(self._queue)
@@ -227,6 +250,8 @@ class HTTPServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._session is not None:
             self._session.touch()
+        if self._liveness is not None:
+            self._liveness.read()
         if self._tunnel is not None:
             self._tunnel.write(data)
             return
@@ -268,6 +293,8 @@ class HTTPServerProtocol(Protocol):
         self._dead = True
         if self._session is not None:
             self._session.stop()
+        if self._liveness is not None:
+            self._liveness.stop()
         if self.owner is not None:
             self.owner._lost(self)
         lost = Failure(errors.ConnectionClosed("the downstream client disconnected"))
@@ -519,8 +546,8 @@ class HTTPServerProtocol(Protocol):
 class HTTPServerFactory(Factory):
     """
     Builds an L{HTTPServerProtocol} per accepted connection, within
-    C{session} (timed with C{clock}), and keeps track of them so that a
-    router can drain or close them.
+    C{session} (timed with C{clock}) and C{socketOptions}, and keeps track
+    of them so that a router can drain or close them.
     """
 
     noisy = False  # the router logs where it listens
@@ -532,18 +559,20 @@ class HTTPServerFactory(Factory):
         accessLog: AccessLogger | None = None,
         session: Session = _FOREVER,
         clock: IReactorTime | None = None,
+        socketOptions: SocketOptions = DEFAULTS,
     ) -> None:
         self.handler = handler
         self.config = config or ServerConfig()
         self.accessLog = accessLog
         self.session = session
         self.clock = clock
+        self.socketOptions = socketOptions
         self.connections: set[HTTPServerProtocol] = set()
         self._idle: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
         protocol = HTTPServerProtocol(
-            self.handler, self.config, self.accessLog, self.session, self.clock
+            self.handler, self.config, self.accessLog, self.session, self.clock, self.socketOptions
         )
         protocol.owner = self
         return protocol
