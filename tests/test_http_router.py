@@ -656,6 +656,8 @@ routers:
             self.assertEqual(router.metric(f"rt/http/{scope}/status/200").value, 2, scope)
             self.assertEqual(router.metric(f"rt/http/{scope}/status/2XX").value, 2, scope)
             self.assertIsNotNone(router.metric(f"rt/http/{scope}/request_latency_ms"), scope)
+        self.assertEqual(router.metric(f"rt/http/{client}/pool_size").read(), 1.0)
+        self.assertEqual(router.metric(f"rt/http/{client}/pool_waiters").read(), 0.0)
 
     @inlineCallbacks
     def test_gracefulStop(self) -> Any:

@@ -198,6 +198,8 @@ class Balancer:
             lb.addGauge(("load",), lambda: float(self._pending)),
             lb.addGauge(("meanweight",), self._meanWeight),
             rq.addGauge(("budget",), lambda: float(self._budget.balance)),
+            stats.addGauge(("pool_size",), lambda: self._poolSum("size")),
+            stats.addGauge(("pool_waiters",), lambda: self._poolSum("waiters")),
         ]
         if self._recorder is None:
             self._gauges.append(stats.addGauge(("pending",), lambda: float(self._pending)))
@@ -406,6 +408,13 @@ class Balancer:
                 if stopAtOne:
                     break
         return count
+
+    def _poolSum(self, name: str) -> float:
+        """
+        The sum over the endpoints' connection pools of C{size} (connections
+        open) or C{waiters} (requests queued), for pools that say.
+        """
+        return float(sum(getattr(ep.client, name, 0) for ep in self._eps))
 
     def _meanWeight(self) -> float:
         eps = self._eps

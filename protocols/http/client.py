@@ -525,6 +525,11 @@ class HTTPPool:
     def idle(self) -> int:
         return len(self._idle)
 
+    @property
+    def waiters(self) -> int:
+        """Requests queued for a connection."""
+        return len(self._waiters)
+
     def __call__(self, request: Request) -> Deferred[Response]:
         if self._closed:
             return fail(ConnectionFailed(f"the pool for {self.authority.decode()} is closed"))

@@ -242,6 +242,16 @@ class ThriftEndpointClient:
         return self._open
 
     @property
+    def size(self) -> int:
+        """Connections open or being opened."""
+        return self._openCount()
+
+    @property
+    def waiters(self) -> int:
+        """Calls queued for a connection."""
+        return len(self._waiters)
+
+    @property
     def status(self) -> Status:
         if self._closed:
             return Status.CLOSED
