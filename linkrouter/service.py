@@ -115,6 +115,7 @@ class _AdminService(Service):
             from linkrouter.tls import serverFactory
 
             site = serverFactory(admin.tls, site, linker.baseDir)
+        site.noisy = False  # this service logs where it listens, once
         self.port = self.linker.reactor.listenTCP(admin.port, site, interface=admin.ip)
         Service.startService(self)
         log.info(
