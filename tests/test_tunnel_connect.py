@@ -44,9 +44,10 @@ class ConnectTests(RouterCase):
         A C{CONNECT} named by its C{Host} is routed; after the backend's 200
         the connection is a byte tunnel in both directions.
         """
-        listening = reactor.listenTCP(0, Factory.forProtocol(_ConnectTarget), interface="127.0.0.1")
+        factory: Any = Factory.forProtocol(_ConnectTarget)
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
-        port = listening.getHost().port
+        port = listening.getHost().port  # type: ignore[attr-defined]
         router = simpleRouter(self, f"/svc/* => /$/inet/127.0.0.1/{port};")
         received: list[bytes] = []
 
