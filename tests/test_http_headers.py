@@ -37,9 +37,54 @@ class HeaderTests(SynchronousTestCase):
         self.assertEqual(h.getAll(b"via"), [b"1.1 a, 1.1 linkrouter"])
         self.assertEqual(l5d.callDepth(r), 2)
 
+    def test_prepareRequestKeepsReqidAndAddsViaOnce(self) -> None:
+        """A retried request keeps its C{l5d-reqid} and gets this router's C{Via} once."""
+        r = Request(b"GET", b"/", Headers([(b"L5d-Reqid", b"abc"), (b"X", b"1")]))
+        l5d.prepareRequest(r, b"/svc/a", b"/$/inet/h/1", b"/")
+        l5d.prepareRequest(r, b"/svc/a", b"/$/inet/h/2")
+        self.assertEqual(
+            r.headers.raw,
+            [
+                (b"L5d-Reqid", b"abc"),
+                (b"X", b"1"),
+                (b"l5d-dst-service", b"/svc/a"),
+                (b"l5d-dst-client", b"/$/inet/h/2"),
+                (b"Via", b"1.1 linkrouter"),
+            ],
+        )
+
+    def test_annotateWithPrebuiltHeaders(self) -> None:
+        """L{l5d.annotate} with built headers does what L{l5d.prepareRequest} does."""
+        service = l5d.serviceHeader(b"/svc/a")
+        client = l5d.clientHeaders(b"/$/inet/h/1", b"/rest")
+        r = Request(b"GET", b"/", Headers([(b"l5d-reqid", b"1")]))
+        l5d.annotate(r, service, client)
+        expected = Request(b"GET", b"/", Headers([(b"l5d-reqid", b"1")]))
+        l5d.prepareRequest(expected, b"/svc/a", b"/$/inet/h/1", b"/rest")
+        self.assertEqual(r.headers, expected.headers)
+
     def test_prepareResponse(self) -> None:
         resp = l5d.prepareResponse(Response(200))
         self.assertEqual(resp.headers.raw, [(b"Via", b"1.1 linkrouter")])
+        prior = Response(200, Headers([(b"via", b"1.1 a"), (b"X", b"1"), (b"Via", b"1.0 b")]))
+        self.assertEqual(
+            l5d.prepareResponse(prior).headers.raw,
+            [(b"X", b"1"), (b"Via", b"1.1 a, 1.0 b, 1.1 linkrouter")],
+        )
+
+    def test_scanRequest(self) -> None:
+        """
+        One pass gives the call depth and marks a request without C{l5d-*}
+        or C{dtab-local} headers as plain, and one that accepts encodings.
+        """
+        plain = Request(b"GET", b"/", Headers([(b"Via", b"1.1 a, 1.1 b"), (b"VIA", b"1.0 c")]))
+        self.assertEqual(l5d.scanRequest(plain), 3)
+        self.assertEqual(l5d.callDepth(plain), 3)
+        self.assertEqual(plain.ctx, {l5d.PLAIN: True})
+        for name in (b"L5d-Ctx-Deadline", b"l5d-dtab", b"Dtab-Local", b"l5d-reqid"):
+            r = Request(b"GET", b"/", Headers([(name, b"x"), (b"Accept-Encoding", b"gzip")]))
+            self.assertEqual(l5d.scanRequest(r), 0)
+            self.assertEqual(r.ctx, {l5d.ACCEPTS_ENCODING: True}, name)
 
     def test_clearContext(self) -> None:
         r = Request(

@@ -11,6 +11,7 @@ from zope.interface.verify import verifyObject
 from linkrouter.interfaces import IIdentifier, IIdentifierPlugin
 from linkrouter.naming import Dtab, Path
 from linkrouter.routing import Identified, Unidentified
+from protocols.http import headers as l5d
 from protocols.http.identifiers import (
     IDENTIFIER_PLUGINS,
     HeaderPathIdentifier,
@@ -85,6 +86,22 @@ class IdentifierTests(SynchronousTestCase):
         assert isinstance(nothing, Unidentified)
         self.assertIn("l5d-name", nothing.reason)
         self.assertIn("Host", nothing.reason)
+
+    def test_chainPlainRequest(self) -> None:
+        """
+        A request the server found plain (no C{l5d-*} header) is not searched
+        for a local dtab; others are.
+        """
+        chain = IdentifierChain((HeaderTokenIdentifier(),))
+        request = req(Host="web")
+        l5d.scanRequest(request)
+        self.assertEqual(chain.identify(request), Identified(Path.read("/svc/web")))
+        request = req(Host="web", dtab_local="/svc/web => /svc/w")
+        l5d.scanRequest(request)
+        self.assertEqual(
+            chain.identify(request),
+            Identified(Path.read("/svc/web"), Dtab.read("/svc/web=>/svc/w")),
+        )
 
     def test_chainBadDtab(self) -> None:
         result = IdentifierChain((HeaderTokenIdentifier(),)).identify(req(Host="a", l5d_dtab="x"))

@@ -6,6 +6,7 @@ and small twisted.web backends on loopback.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import sys
@@ -549,6 +550,25 @@ routers:
             lines = f.read().splitlines()
         self.assertEqual(len(lines), 2)
         self.assertIn('"GET /logged HTTP/1.1" 200 2', lines[0])
+
+    @inlineCallbacks
+    def test_compression(self) -> Any:
+        """
+        With C{compressionLevel: 9}, a response is gzipped for a client whose
+        C{Accept-Encoding} allows it, and only for such a client.
+        """
+        a = Backend(self, "A")
+        a.body = b"hello " * 500
+        router = simpleRouter(self, f"/svc/* => {a.inet};", extra="  compressionLevel: 9")
+        head = b"GET / HTTP/1.1\r\nHost: foo\r\nConnection: close\r\n"
+        gzipped = yield raw(router.port, head + b"Accept-Encoding: gzip\r\n\r\n")
+        headers, body = gzipped.split(b"\r\n\r\n", 1)
+        self.assertIn(b"\r\nContent-Encoding: gzip\r\n", headers)
+        self.assertEqual(gzip.decompress(body), a.body)
+        plain = yield raw(router.port, head + b"\r\n")
+        headers, body = plain.split(b"\r\n\r\n", 1)
+        self.assertNotIn(b"Content-Encoding", headers)
+        self.assertEqual(body, a.body)
 
     @inlineCallbacks
     def test_streamedBodies(self) -> Any:

@@ -16,12 +16,41 @@ import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 
-from protocols.http.message import Request, Response
+from protocols.http.message import Header, Request, Response
 
 VIA = b"1.1 linkrouter"
 DTAB_HEADERS = (b"l5d-ctx-dtab", b"dtab-local", b"l5d-dtab")
 """Read in this order and concatenated: the context dtab, then user overrides."""
 DEFAULT_MAX_CALL_DEPTH = 10
+PLAIN = "l5d.plain"
+"""
+C{request.ctx} key that L{scanRequest} sets when the request arrived with
+no C{l5d-*} or C{dtab-local} header: readers of those headers (the local
+dtab, the deadline) then need not walk the list again.
+"""
+ACCEPTS_ENCODING = "accepts-encoding"
+"""C{request.ctx} key that L{scanRequest} sets when C{Accept-Encoding} is present."""
+
+
+def scanRequest(request: Request) -> int:
+    """
+    One pass over an arriving request's headers: its call depth (from
+    C{Via}), with L{PLAIN} and L{ACCEPTS_ENCODING} set in its context as
+    they apply.
+    """
+    depth = 0
+    plain = True
+    for n, v in request.headers.raw:
+        ln = n.lower()
+        if ln == b"via":
+            depth += v.count(b",") + 1
+        elif ln == b"accept-encoding":
+            request.ctx[ACCEPTS_ENCODING] = True
+        elif plain and (ln.startswith(b"l5d-") or ln == b"dtab-local"):
+            plain = False
+    if plain:
+        request.ctx[PLAIN] = True
+    return depth
 
 
 def localDtab(request: Request) -> str:
@@ -66,7 +95,11 @@ def contextHeaders(request: Request) -> dict[bytes, bytes]:
 
 def callDepth(request: Request) -> int:
     """How many proxies the request has gone through, from C{Via}."""
-    return sum(len(v.split(b",")) for v in request.headers.getAll(b"via"))
+    depth = 0
+    for n, v in request.headers.raw:
+        if n.lower() == b"via":
+            depth += v.count(b",") + 1
+    return depth
 
 
 def prepareRequest(
@@ -78,27 +111,46 @@ def prepareRequest(
     empty), C{l5d-reqid} (kept if present) and C{Via} (once: a retried
     request is the same request, so C{via} is appended only the first time).
     """
+    annotate(request, serviceHeader(service), clientHeaders(client, residual), via)
+
+
+def serviceHeader(service: bytes) -> Header:
+    """The C{l5d-dst-service} header: build it once per destination."""
+    return (b"l5d-dst-service", service)
+
+
+def clientHeaders(client: bytes, residual: bytes = b"") -> tuple[Header, ...]:
+    """The C{l5d-dst-client} (and residual) headers: build them once per client."""
+    if residual and residual != b"/":
+        return ((b"l5d-dst-client", client), (b"l5d-dst-residual", residual))
+    return ((b"l5d-dst-client", client),)
+
+
+def annotate(
+    request: Request, service: Header, client: tuple[Header, ...], via: bytes = VIA
+) -> None:
+    """L{prepareRequest} with the headers built beforehand, in one pass over the request's."""
     kept = []
-    reqid = None
+    reqid = False
     vias = []
     for h in request.headers.raw:
         n = h[0].lower()
-        if n.startswith(b"l5d-dst-"):
-            continue
-        if n == b"via":
+        if n.startswith(b"l5d-"):
+            if n.startswith(b"l5d-dst-"):
+                continue
+            if n == b"l5d-reqid":
+                reqid = True
+        elif n == b"via":
             vias.append(h[1])
             continue
-        if n == b"l5d-reqid":
-            reqid = h[1]
         kept.append(h)
-    kept.append((b"l5d-dst-service", service))
-    kept.append((b"l5d-dst-client", client))
-    if residual and residual != b"/":
-        kept.append((b"l5d-dst-residual", residual))
-    if reqid is None:
+    kept.append(service)
+    kept += client
+    if not reqid:
         kept.append((b"l5d-reqid", b"%016x" % getrandbits(64)))
-    if "via" not in request.ctx:
-        request.ctx["via"] = True
+    ctx = request.ctx
+    if "via" not in ctx:
+        ctx["via"] = True
         vias.append(via)
     if vias:
         kept.append((b"Via", b", ".join(vias)))
@@ -107,12 +159,18 @@ def prepareRequest(
 
 def prepareResponse(response: Response, via: bytes = VIA) -> Response:
     """Append this router to the response's C{Via}."""
-    headers = response.headers
-    prior = headers.getAll(b"via")
-    if prior:
-        headers.set(b"Via", b", ".join([*prior, via]))
+    raw = response.headers.raw
+    prior: list[bytes] | None = None
+    for n, v in raw:
+        if n.lower() == b"via":
+            if prior is None:
+                prior = []
+            prior.append(v)
+    if prior is None:
+        raw.append((b"Via", via))
     else:
-        headers.add(b"Via", via)
+        prior.append(via)
+        response.headers.set(b"Via", b", ".join(prior))
     return response
 
 

@@ -162,29 +162,34 @@ class IdentifierChain:
 
     def identify(self, request: object) -> Identification | Deferred[Identification]:
         assert isinstance(request, Request)
-        text = l5d.localDtab(request)
-        try:
-            dtab = Dtab.read(text) if text else None
-        except ParseError as e:
-            return Unidentified(f"invalid l5d-dtab header: {e}")
-        return self._next(request, dtab, 0, [])
+        dtab = None
+        if l5d.PLAIN not in request.ctx:
+            text = l5d.localDtab(request)
+            try:
+                dtab = Dtab.read(text) if text else None
+            except ParseError as e:
+                return Unidentified(f"invalid l5d-dtab header: {e}")
+        return self._next(request, dtab, 0, None)
 
     def _next(
-        self, request: Request, dtab: Dtab | None, i: int, reasons: list[str]
+        self, request: Request, dtab: Dtab | None, i: int, reasons: list[str] | None
     ) -> Identification | Deferred[Identification]:
-        while i < len(self.identifiers):
-            result = self.identifiers[i].identify(request)
+        identifiers = self.identifiers
+        while i < len(identifiers):
+            result = identifiers[i].identify(request)
             i += 1
             # Deferred is an ABC (slow isinstance): test the plain answers first.
             if isinstance(result, Identified):
-                return self._withDtab(result, dtab)
+                return result if dtab is None else self._withDtab(result, dtab)
             if isinstance(result, Unidentified):
+                if reasons is None:
+                    reasons = []
                 reasons.append(result.reason)
                 continue
             assert isinstance(result, Deferred)
             pending: Deferred[Identification] = result
             return pending.addCallback(self._resume, request, dtab, i, reasons)
-        return Unidentified("; ".join(reasons) or "no identifier configured")
+        return Unidentified("; ".join(reasons or ()) or "no identifier configured")
 
     def _resume(
         self,
@@ -192,16 +197,15 @@ class IdentifierChain:
         request: Request,
         dtab: Dtab | None,
         i: int,
-        reasons: list[str],
+        reasons: list[str] | None,
     ) -> Identification | Deferred[Identification]:
         if isinstance(result, Identified):
-            return self._withDtab(result, dtab)
-        reasons.append(result.reason)
-        return self._next(request, dtab, i, reasons)
+            return result if dtab is None else self._withDtab(result, dtab)
+        return self._next(request, dtab, i, [*(reasons or ()), result.reason])
 
     @staticmethod
-    def _withDtab(result: Identified, dtab: Dtab | None) -> Identified:
-        return attrs.evolve(result, localDtab=dtab) if dtab is not None else result
+    def _withDtab(result: Identified, dtab: Dtab) -> Identified:
+        return attrs.evolve(result, localDtab=dtab)
 
 
 # -- plugins

@@ -240,11 +240,12 @@ class _ServerHandler:
     def __call__(self, request: Request) -> Deferred[Response]:
         owner = self.owner
         start = self.stats.begin()
-        if self.clear:
+        depth = l5d.scanRequest(request)
+        if self.clear and l5d.PLAIN not in request.ctx:
             l5d.clearContext(request)
         if owner.draining:
             response = errors.errorResponse(503, "router is shutting down", True, self.maxErr)
-        elif l5d.callDepth(request) >= self.maxDepth:
+        elif depth >= self.maxDepth:
             response = errors.callDepthExceeded(self.maxDepth)
         elif self.limit is not None and self.inFlight >= self.limit:
             response = errors.overloaded(self.limit)
@@ -255,7 +256,22 @@ class _ServerHandler:
                 l5d.addForwarded(request, self.forwarded[0], self.forwarded[1])
             self.inFlight += 1
             owner.started()
-            return self._route(request, start)
+            try:
+                identified = self.identifier.identify(request)
+            except Exception as e:
+                log.failure("identifier failed", Failure(e))
+                return succeed(
+                    self._finish(errors.unidentified(f"identifier failed: {e}"), request, start)
+                )
+            # Deferred is an ABC (slow isinstance): test the plain answers first.
+            if isinstance(identified, (Identified, Unidentified)):
+                return self._dispatch(identified, request, start)
+            return identified.addCallbacks(
+                self._dispatch,
+                self._identifierFailed,
+                callbackArgs=(request, start),
+                errbackArgs=(request, start),
+            )
         self.stats.end(start, request, response, None)
         return succeed(response)
 
@@ -264,24 +280,6 @@ class _ServerHandler:
         self.owner.finished()
         self.stats.end(start, request, response, None)
         return response
-
-    def _route(self, request: Request, start: float) -> Deferred[Response]:
-        try:
-            identified = self.identifier.identify(request)
-        except Exception as e:
-            log.failure("identifier failed", Failure(e))
-            return succeed(
-                self._finish(errors.unidentified(f"identifier failed: {e}"), request, start)
-            )
-        # Deferred is an ABC (slow isinstance): test the plain answers first.
-        if isinstance(identified, Identified | Unidentified):
-            return self._dispatch(identified, request, start)
-        return identified.addCallbacks(
-            self._dispatch,
-            self._identifierFailed,
-            callbackArgs=(request, start),
-            errbackArgs=(request, start),
-        )
 
     def _identifierFailed(self, failure: Failure, request: Request, start: float) -> Response:
         log.failure("identifier failed", failure)
@@ -306,7 +304,7 @@ class _ServerHandler:
         )
 
     def _respond(self, response: Response, request: Request, start: float) -> Response:
-        if self.compress is not None:
+        if self.compress is not None and l5d.ACCEPTS_ENCODING in request.ctx:
             response = self.compress(request, response)
         return self._finish(l5d.prepareResponse(response), request, start)
 
@@ -355,6 +353,8 @@ def _mayResend(request: Request) -> bool:
 
 
 def _deadlineOf(request: Request) -> Deadline | None:
+    if l5d.PLAIN in request.ctx:
+        return None
     values = request.headers.getAll(DEADLINE_HEADER)
     return readDeadline(values) if values else None
 
@@ -369,7 +369,7 @@ def _discard(response: Response) -> None:
 
 
 def _serviceAnnotator(dst: Path) -> Callable[[Request], None]:
-    service = dst.show.encode("latin-1")
+    service = l5d.serviceHeader(dst.show.encode("latin-1"))
 
     def annotate(request: Request) -> None:
         request.ctx["dst"] = service
@@ -377,14 +377,19 @@ def _serviceAnnotator(dst: Path) -> Callable[[Request], None]:
     return annotate
 
 
+_NO_SERVICE = l5d.serviceHeader(b"")
+
+
 def _clientAnnotator(bound: Bound) -> Callable[[Request], None]:
-    client = bound.id.show.encode("latin-1")
-    residual = bound.residual.show.encode("latin-1") if len(bound.residual) else b""
+    client = l5d.clientHeaders(
+        bound.id.show.encode("latin-1"),
+        bound.residual.show.encode("latin-1") if len(bound.residual) else b"",
+    )
 
     def annotate(request: Request) -> None:
-        service = request.ctx.get("dst", b"")
-        assert isinstance(service, bytes)
-        l5d.prepareRequest(request, service, client, residual)
+        service = request.ctx.get("dst", _NO_SERVICE)
+        assert isinstance(service, tuple)
+        l5d.annotate(request, service, client)
 
     return annotate
 

@@ -22,11 +22,11 @@ def forwardTo(client: HTTPPool, dst: str = "/svc/fixed") -> Handler:
     A handler sending every request to C{client} with the informational
     headers a router adds (C{Via}, C{l5d-dst-*}, C{l5d-reqid}).
     """
-    dstBytes = dst.encode()
-    concrete = b"/$/inet/" + client.authority.replace(b":", b"/")
+    service = l5d.serviceHeader(dst.encode())
+    concrete = l5d.clientHeaders(b"/$/inet/" + client.authority.replace(b":", b"/"))
 
     def handle(request: Request) -> Deferred[Response]:
-        l5d.prepareRequest(request, dstBytes, concrete)
+        l5d.annotate(request, service, concrete)
         d = client(request)
         d.addCallback(l5d.prepareResponse)
         return d
