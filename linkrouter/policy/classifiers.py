@@ -24,7 +24,7 @@ the method (L{RetryableHeader}, asked before the configured classifier).
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
@@ -91,9 +91,9 @@ def classifyOrDefault(
     C{classifier}'s answer, or when it has none: a non-retryable failure for
     an exception, a success for a response.
     """
-    answer = classifier.classify(request, response, failure)
+    answer: Any = classifier.classify(request, response, failure)
     if answer is not None:
-        return cast(ResponseClass, answer)
+        return answer  # type: ignore[no-any-return]
     return ResponseClass.SUCCESS if failure is None else ResponseClass.NON_RETRYABLE_FAILURE
 
 
@@ -124,15 +124,11 @@ class ServerErrors:
 
     retryable: frozenset[bytes] | None
 
-    def classify(self, request: object, response: object, failure: object) -> object:
-        method = cast(HttpRequest, request).method.upper()
-        mayRetry = self.retryable is None or method in self.retryable
-        if failure is not None:
-            retry = mayRetry and isRetryableException(cast(Failure, failure))
-        elif cast(HttpResponse, response).status >= 500:
-            retry = mayRetry
-        else:
+    def classify(self, request: Any, response: Any, failure: Any) -> object:
+        if failure is None and response.status < 500:
             return ResponseClass.SUCCESS
+        mayRetry = self.retryable is None or request.method.upper() in self.retryable
+        retry = mayRetry and (failure is None or isRetryableException(failure))
         return ResponseClass.RETRYABLE_FAILURE if retry else ResponseClass.NON_RETRYABLE_FAILURE
 
 
@@ -153,12 +149,11 @@ class RetryableHeader:
     opinion on anything else.
     """
 
-    def classify(self, request: object, response: object, failure: object) -> object:
-        if response is None:
+    def classify(self, request: Any, response: Any, failure: Any) -> object:
+        if response is None or response.status < 500:
             return None
-        rsp = cast(HttpResponse, response)
-        flag = rsp.headers.get(RETRYABLE_HEADER)
-        if rsp.status >= 500 and flag is not None and flag.strip().lower() == b"true":
+        flag = response.headers.get(RETRYABLE_HEADER)
+        if flag is not None and flag.strip().lower() == b"true":
             return ResponseClass.RETRYABLE_FAILURE
         return None
 
