@@ -7,19 +7,22 @@ configured C{servers[]} entry, run by the shared L{RouterService}.
 
 from __future__ import annotations
 
+import struct
+
 import attrs
 
 from linkrouter.config import ClientParams, RouterConfig
 from linkrouter.context import BuildContext
 from linkrouter.interfaces import IClient
 from linkrouter.naming import Address
+from linkrouter.policy.timeouts import Deadline
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
 from linkrouter.tls import ClientTLSContexts, serverFactory
 
 from .client import PoolLimits, ThriftEndpointClient
 from .config import ThriftClientKeys, ThriftRouterConfig, ThriftServerConfig
-from .identifier import ThriftIdentifier
+from .identifier import ThriftCall, ThriftIdentifier
 from .server import ThriftServerFactory
 
 
@@ -32,7 +35,9 @@ class ThriftRouter(RouterService):
             protocolConfig = ThriftRouterConfig()
         self.protocolConfig = protocolConfig
         reactor = context.reactor
-        router = buildRouter(config, context, ProtocolHooks(connect=self._connect))
+        router = buildRouter(
+            config, context, ProtocolHooks(connect=self._connect, deadlineOf=deadlineOf)
+        )
         RouterService.__init__(self, router, reactor)
         self.tls = ClientTLSContexts.forPolicy(config.client, context.baseDir)
         identifier = ThriftIdentifier(config.dstPrefix, protocolConfig.methodInDst)
@@ -66,3 +71,27 @@ class ThriftRouter(RouterService):
             PoolLimits.fromParams(params),
             tls=self.tls.creator(params.tls),
         )
+
+
+DEADLINE_CONTEXT = b"com.twitter.finagle.Deadline"
+"""The TTwitter broadcast context that carries a call's deadline."""
+
+
+def deadlineOf(call: ThriftCall) -> Deadline | None:
+    """
+    The deadline a call carries in its TTwitter header (two big-endian i64
+    nanosecond times: when it was set, when it expires), or C{None}.  The
+    router enforces it like C{l5d-ctx-deadline}; the header, contexts
+    included, travels on to the next hop.
+    """
+    header = call.header
+    if header is None:
+        return None
+    for key, value in header.contexts:
+        if key == DEADLINE_CONTEXT and len(value) == 16:
+            timestamp, deadline = _DEADLINE.unpack(value)
+            return Deadline(timestamp, deadline)
+    return None
+
+
+_DEADLINE = struct.Struct(">qq")
