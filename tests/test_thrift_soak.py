@@ -7,7 +7,6 @@ file descriptors than before.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -31,19 +30,10 @@ from protocols.thrift.codec import (
 )
 from protocols.thrift.router import ThriftRouter
 
+from .test_http_soak import openFds
+
 reactor: Any = _reactor
 BINARY = ThriftProtocol.BINARY
-
-
-def openFds() -> dict[str, str]:
-    """This process's open file descriptors and what they are."""
-    fds = {}
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
-        except FileNotFoundError:
-            pass  # the directory listing's own
-    return fds
 
 
 class Echo(Protocol):

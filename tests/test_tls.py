@@ -19,7 +19,6 @@ from cryptography.x509.oid import NameOID
 from twisted.internet import reactor as _reactor
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ClientCreator, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import resource, server
@@ -32,6 +31,8 @@ from linkrouter.config import ConfigError, parseLinkerConfig
 from linkrouter.naming import Path
 from linkrouter.service import LinkerService, StartupError
 from linkrouter.tls import ClientTLS
+
+from .test_http_router import raw
 
 reactor: Any = _reactor
 
@@ -190,30 +191,6 @@ def start(case: TestCase, text: str, admin: bool = False) -> LinkerService:
 
 def routerPort(linker: LinkerService, n: int = 0) -> int:
     return linker.routers[n].service.ports[0].getHost().port  # type: ignore[attr-defined,no-any-return]
-
-
-def raw(port: int, data: bytes) -> Deferred[bytes]:
-    """Plain text on a new connection; everything received until it closes."""
-
-    class Collect(Protocol):
-        received = b""
-
-        def __init__(self) -> None:
-            self.done: Deferred[bytes] = Deferred()
-
-        def dataReceived(self, chunk: bytes) -> None:
-            self.received += chunk
-
-        def connectionLost(self, reason: object = None) -> None:
-            self.done.callback(self.received)
-
-    def send(p: Collect) -> Deferred[bytes]:
-        assert p.transport is not None
-        p.transport.write(data)
-        return p.done
-
-    d: Deferred[Any] = ClientCreator(reactor, Collect).connectTCP("127.0.0.1", port)
-    return d.addCallback(send)
 
 
 class HttpTLSTests(TestCase):
