@@ -30,22 +30,15 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from linkrouter._plugins import PluginRegistry
-from linkrouter.config import LinkerConfig, loadLinkerConfig, parseLinkerConfig
+from linkrouter.config import LinkerConfig, loadLinkerConfig
 from linkrouter.context import IDrainable
 from linkrouter.service import LinkerService
 from protocols.http.plugin import HttpRouter
 from tests import plugin_fixtures
 
+from ._linker import routerPort, startLinker
+
 reactor: Any = _reactor
-
-_registry: list[PluginRegistry] = []
-
-
-def registry() -> PluginRegistry:
-    """The installed plugins, discovered once."""
-    if not _registry:
-        _registry.append(PluginRegistry.discover())
-    return _registry[0]
 
 
 def until(cond: Callable[[], bool], timeout: float = 5.0) -> Deferred[None]:
@@ -184,15 +177,10 @@ def startRouter(
     case: TestCase, yaml: str | LinkerConfig, plugins: PluginRegistry | None = None
 ) -> Running:
     """Build and start the router of C{yaml} (text, or a parsed configuration)."""
-    plugins = plugins or registry()
-    config = parseLinkerConfig(yaml, "router.yaml", plugins) if isinstance(yaml, str) else yaml
-    linker = LinkerService.build(config, reactor, plugins)
-    linker.startService()
-    case.addCleanup(linker.stopService)
+    linker = startLinker(case, yaml, plugins)
     service = linker.routers[0].service
     assert isinstance(service, HttpRouter)
-    port = service.ports[0].getHost().port  # type: ignore[attr-defined]
-    return Running(linker, service, port)
+    return Running(linker, service, routerPort(linker))
 
 
 def simpleRouter(case: TestCase, dtab: str, extra: str = "", server: str = "") -> Running:

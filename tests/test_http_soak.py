@@ -27,14 +27,13 @@ from twisted.trial.unittest import TestCase
 
 import linkrouter
 import protocols
-from linkrouter._plugins import PluginRegistry
-from linkrouter.config import ClientParams, parseLinkerConfig
+from linkrouter.config import ClientParams
 from linkrouter.interfaces import IClient
 from linkrouter.naming import Address
-from linkrouter.service import LinkerService
 from protocols.http.client import HTTPPool
 from protocols.http.plugin import HttpRouter
 from protocols.http.server import HTTPServerFactory
+from tests._linker import startLinker
 
 reactor: Any = _reactor
 
@@ -176,13 +175,7 @@ class SoakTests(TestCase):
             return pool
 
         self.patch(HttpRouter, "_connect", recording)
-        registry = PluginRegistry.discover()
-        config = parseLinkerConfig(
-            CONFIG.format(port=self.backend.port.getHost().port), "soak.yaml", registry
-        )
-        self.linker = LinkerService.build(config, reactor, registry)
-        self.linker.startService()
-        self.addCleanup(self.linker.stopService)
+        self.linker = startLinker(self, CONFIG.format(port=self.backend.port.getHost().port))
         (runtime,) = self.linker.routers
         service = runtime.service
         assert isinstance(service, HttpRouter)

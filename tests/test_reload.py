@@ -15,7 +15,8 @@ from twisted.internet.defer import inlineCallbacks
 from linkrouter.config import loadLinkerConfig
 from linkrouter.tap import ReloadOnHangup
 
-from .test_http_router import Backend, RouterCase, registry, startRouter
+from ._linker import registry
+from .test_http_router import Backend, RouterCase, startRouter
 
 CONFIG = """
 routers:

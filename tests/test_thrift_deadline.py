@@ -18,7 +18,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from linkrouter._plugins import PluginRegistry
 from linkrouter.config import parseLinkerConfig
 from linkrouter.policy.timeouts import Deadline
-from linkrouter.service import LinkerService
 from protocols.thrift.codec import (
     MessageDecoder,
     MessageType,
@@ -30,6 +29,7 @@ from protocols.thrift.codec import (
 from protocols.thrift.identifier import ThriftCall
 from protocols.thrift.router import DEADLINE_CONTEXT, deadlineOf
 from protocols.thrift.ttwitter import EMPTY_STRUCT, RequestHeader, upgradeCall
+from tests._linker import routerPort, startLinker
 
 reactor: Any = _reactor
 BINARY = ThriftProtocol.BINARY
@@ -102,10 +102,7 @@ routers:
             "thrift.yaml",
             plugins,
         )
-        linker = LinkerService.build(config, reactor, plugins)
-        linker.startService()
-        self.addCleanup(linker.stopService)
-        port = linker.routers[0].service.ports[0].getHost().port  # type: ignore[attr-defined]
+        port = routerPort(startLinker(self, config, plugins))
         client = yield ClientCreator(reactor, _Collect).connectTCP("127.0.0.1", port)
         self.addCleanup(client.transport.loseConnection)
         upgraded = yield client.send(frame(True, upgradeCall(BINARY)))

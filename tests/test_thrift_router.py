@@ -16,8 +16,8 @@ from twisted.trial.unittest import TestCase
 from linkrouter._plugins import PluginRegistry
 from linkrouter.config import parseLinkerConfig
 from linkrouter.context import IDrainable
-from linkrouter.service import LinkerService
 from protocols.thrift.router import ThriftRouter
+from tests._linker import startLinker
 from tests.test_thrift_peers import Backend, EchoHandler, client
 
 reactor: Any = _reactor
@@ -58,9 +58,7 @@ routers:
             "thrift.yaml",
             PluginRegistry.discover(),
         )
-        linker = LinkerService.build(config, reactor, PluginRegistry.discover())
-        linker.startService()
-        self.addCleanup(linker.stopService)
+        linker = startLinker(self, config)
         (runtime,) = linker.routers
         service = runtime.service
         assert isinstance(service, ThriftRouter)

@@ -17,9 +17,6 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from linkrouter._plugins import PluginRegistry
-from linkrouter.config import parseLinkerConfig
-from linkrouter.service import LinkerService
 from protocols.thrift.codec import (
     Message,
     MessageDecoder,
@@ -29,6 +26,7 @@ from protocols.thrift.codec import (
     frame,
 )
 from protocols.thrift.router import ThriftRouter
+from tests._linker import startLinker
 
 from .test_http_soak import openFds
 
@@ -130,13 +128,7 @@ class SoakTests(TestCase):
     def setUp(self) -> None:
         self.backend = Backend()
         self.addCleanup(self.backend.port.stopListening)
-        registry = PluginRegistry.discover()
-        config = parseLinkerConfig(
-            CONFIG.format(port=self.backend.port.getHost().port), "soak.yaml", registry
-        )
-        self.linker = LinkerService.build(config, reactor, registry)
-        self.linker.startService()
-        self.addCleanup(self.linker.stopService)
+        self.linker = startLinker(self, CONFIG.format(port=self.backend.port.getHost().port))
         (runtime,) = self.linker.routers
         service = runtime.service
         assert isinstance(service, ThriftRouter)

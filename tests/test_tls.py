@@ -26,23 +26,15 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from linkrouter._plugins import PluginRegistry
 from linkrouter.config import ConfigError, parseLinkerConfig
 from linkrouter.naming import Path
 from linkrouter.service import LinkerService, StartupError
 from linkrouter.tls import ClientTLS
 
+from ._linker import registry, routerPort, startLinker
 from .test_http_router import raw
 
 reactor: Any = _reactor
-
-_registry: list[PluginRegistry] = []
-
-
-def registry() -> PluginRegistry:
-    if not _registry:
-        _registry.append(PluginRegistry.discover())
-    return _registry[0]
 
 
 # -- a certificate authority, made once per test run
@@ -177,20 +169,12 @@ class _Policy:
 
 
 def start(case: TestCase, text: str, admin: bool = False) -> LinkerService:
-    config = parseLinkerConfig(text, "tls.yaml", registry())
     makeSite = None
     if admin:
         from linkrouter.admin import makeAdminSite
 
         makeSite = makeAdminSite
-    linker = LinkerService.build(config, reactor, registry(), makeAdminSite=makeSite)
-    linker.startService()
-    case.addCleanup(linker.stopService)
-    return linker
-
-
-def routerPort(linker: LinkerService, n: int = 0) -> int:
-    return linker.routers[n].service.ports[0].getHost().port  # type: ignore[attr-defined,no-any-return]
+    return startLinker(case, text, makeAdminSite=makeSite)
 
 
 class HttpTLSTests(TestCase):
