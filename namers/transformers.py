@@ -29,7 +29,7 @@ from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
-from linkrouter.config import REQUIRED, PluginConfig, Section
+from linkrouter.config import REQUIRED, Section
 from linkrouter.interfaces import (
     IDelegator,
     IInterpreter,
@@ -284,11 +284,6 @@ class TransformingInterpreter:
 
     def delegate(self, dtab: Dtab, path: Path) -> Any:
         return cast(Any, self.interpreter).delegate(dtab, path)
-
-
-def buildTransformers(configs: Sequence[PluginConfig], context: Any) -> list[ITransformer]:
-    """Build the transformers of a C{transformers:} list, in order."""
-    return [cast(ITransformer, c.plugin.build(c.config, context)) for c in configs]
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from linkrouter._plugins import PluginRegistry
-from linkrouter.config import Document, InterpreterConfig, PluginConfig
+from linkrouter.config import Document
 from linkrouter.interfaces import (
     IDelegator,
     IInterpreter,
@@ -44,7 +44,6 @@ from namers.transformers import (
     TransformerConfig,
     TransformingInterpreter,
     TransformingNamer,
-    buildTransformers,
     port,
 )
 
@@ -108,13 +107,9 @@ class DefaultInterpreterTests(Fixture):
         self.assertEqual(self.addressesOf(activity), addrs(("127.0.0.1", 8080)))
 
     def test_interpreterWithTransformers(self):
-        config = InterpreterConfig(
-            PluginConfig(defaultInterpreter, None),
-            (PluginConfig(port, TransformerConfig(P("/%/io.l5d.port/1"), 1)),),
-        )
         interpreter = TransformingInterpreter(
             defaultInterpreter.build(None, self.context()),
-            buildTransformers(config.transformers, self.context()),
+            [port.build(TransformerConfig(P("/%/io.l5d.port/1"), 1), self.context())],
         )
         self.assertTrue(IDelegator.providedBy(interpreter))
         activity = interpreter.bind(Dtab.read("/svc=>/#/io.l5d.fs"), P("/svc/web"))
@@ -124,9 +119,7 @@ class DefaultInterpreterTests(Fixture):
     def test_namerWithTransformers(self):
         namer = TransformingNamer(
             fsNamer.build(FsConfig("disco", P("/#/io.l5d.fs")), self.context()),
-            buildTransformers(
-                [PluginConfig(port, TransformerConfig(P("/%/p"), 2))], self.context()
-            ),
+            [port.build(TransformerConfig(P("/%/p"), 2), self.context())],
         )
         activity = namer.lookup(P("/web"))
         self.assertEqual(self.addressesOf(activity), addrs(("127.0.0.1", 2)))
