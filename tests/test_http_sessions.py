@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,37 +21,19 @@ from linkrouter._sessions import PoolLimits
 from linkrouter.config import ClientParams, HostConnectionPool, Session, parseLinkerConfig
 from linkrouter.naming import Address
 from linkrouter.service import LinkerService
-from protocols.http.client import HTTPClientProtocol, HTTPPool
+from protocols.http.client import HTTPPool
 from protocols.http.errors import PoolExhausted
 from protocols.http.message import BodyStream, Request, Response
 from protocols.http.plugin import HttpRouter
 from protocols.http.server import HTTPServerFactory
 
+from ._fakes import FakeBackend, TCPStringTransport
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class TCPStringTransport(StringTransport):
-    def setTcpNoDelay(self, enabled: bool) -> None:
-        pass
-
-
-class FakeBackend:
-    """Completes the pool's connection attempts on a memory reactor."""
-
-    def __init__(self, reactor: MemoryReactorClock) -> None:
-        self.reactor = reactor
-        self.accepted = 0
-        self.connections: list[tuple[HTTPClientProtocol, StringTransport]] = []
-
-    def accept(self) -> None:
-        """Complete every connection attempt made so far."""
-        for _, _, factory, _, _ in self.reactor.tcpClients[self.accepted :]:
-            protocol = factory.buildProtocol(None)
-            assert isinstance(protocol, HTTPClientProtocol)
-            transport = TCPStringTransport()
-            protocol.makeConnection(transport)
-            self.connections.append((protocol, transport))
-        self.accepted = len(self.reactor.tcpClients)
+class Backend(FakeBackend):
+    """L{FakeBackend} answering requests."""
 
     def answer(self, index: int, response: bytes = OK) -> None:
         protocol, transport = self.connections[index]
@@ -59,23 +41,12 @@ class FakeBackend:
         transport.clear()
         protocol.dataReceived(response)
 
-    def closed(self) -> list[int]:
-        """Which connections the pool closed (and finish closing them)."""
-        indexes = []
-        for n, (protocol, transport) in enumerate(self.connections):
-            if transport.disconnecting:
-                indexes.append(n)
-                if transport.connected:
-                    transport.connected = False
-                    protocol.connectionLost(Failure(ConnectionDone()))
-        return indexes
-
 
 class PoolTests(SynchronousTestCase):
-    def pool(self, **limits: Any) -> tuple[MemoryReactorClock, FakeBackend, HTTPPool]:
+    def pool(self, **limits: Any) -> tuple[MemoryReactorClock, Backend, HTTPPool]:
         reactor = MemoryReactorClock()
         pool = HTTPPool(reactor, reactor, "127.0.0.1", 9999, limits=PoolLimits(**limits))
-        return reactor, FakeBackend(reactor), pool
+        return reactor, Backend(reactor), pool
 
     def get(self, pool: HTTPPool, path: bytes = b"/") -> Deferred[Response]:
         return pool(Request(b"GET", path))

@@ -10,7 +10,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -31,6 +30,8 @@ from protocols.thrift.config import ThriftClientConfig, ThriftServerConfig
 from protocols.thrift.identifier import ThriftCall, ThriftIdentifier
 from protocols.thrift.server import ThriftServerFactory, ThriftServerProtocol
 
+from ._fakes import FakeBackend
+
 BINARY = ThriftProtocol.BINARY
 
 
@@ -38,23 +39,8 @@ def message(name: str, seqid: int, mtype: MessageType = MessageType.CALL) -> Mes
     return Message(name, mtype, seqid, encodeMessage(BINARY, name, mtype, seqid, b"\x00"))
 
 
-class FakeBackend:
-    """Completes the pool's connection attempts on a memory reactor."""
-
-    def __init__(self, reactor: MemoryReactorClock) -> None:
-        self.reactor = reactor
-        self.accepted = 0
-        self.connections: list[tuple[IProtocol, StringTransport]] = []
-
-    def accept(self) -> None:
-        """Complete every connection attempt made so far."""
-        for _, _, factory, _, _ in self.reactor.tcpClients[self.accepted :]:
-            protocol = factory.buildProtocol(None)
-            assert protocol is not None
-            transport = StringTransport()
-            protocol.makeConnection(transport)
-            self.connections.append((protocol, transport))
-        self.accepted = len(self.reactor.tcpClients)
+class Backend(FakeBackend):
+    """L{FakeBackend} answering requests."""
 
     def answer(self, index: int) -> None:
         """Answer every call written on connection C{index}."""
@@ -66,25 +52,14 @@ class FakeBackend:
             reply = encodeMessage(BINARY, m.name, MessageType.REPLY, m.seqid, b"\x00")
             protocol.dataReceived(frame(True, reply))
 
-    def closed(self) -> list[int]:
-        """Which connections the pool closed (and finish closing them)."""
-        indexes = []
-        for n, (protocol, transport) in enumerate(self.connections):
-            if transport.disconnecting:
-                indexes.append(n)
-                if transport.connected:
-                    transport.connected = False
-                    protocol.connectionLost(Failure(ConnectionDone()))
-        return indexes
-
 
 class PoolTests(SynchronousTestCase):
-    def pool(self, **limits: Any) -> tuple[MemoryReactorClock, FakeBackend, ThriftEndpointClient]:
+    def pool(self, **limits: Any) -> tuple[MemoryReactorClock, Backend, ThriftEndpointClient]:
         reactor = MemoryReactorClock()
         client = ThriftEndpointClient(
             Address("127.0.0.1", 9999), ThriftClientConfig(), reactor, PoolLimits(**limits)
         )
-        return reactor, FakeBackend(reactor), client
+        return reactor, Backend(reactor), client
 
     def call(self, client: ThriftEndpointClient, seqid: int) -> Deferred[Message | None]:
         return client(ThriftCall(message("ping", seqid)))

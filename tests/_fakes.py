@@ -1,0 +1,50 @@
+"""
+A backend for connection-pool unit tests on a memory reactor: it completes
+the pool's connection attempts and tells which connections the pool closed.
+Protocol tests add how to answer a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+
+class TCPStringTransport(StringTransport):
+    """A L{StringTransport} that takes TCP socket options."""
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        pass
+
+
+class FakeBackend:
+    """Completes the pool's connection attempts on a memory reactor."""
+
+    def __init__(self, reactor: MemoryReactorClock) -> None:
+        self.reactor = reactor
+        self.accepted = 0
+        self.connections: list[tuple[Any, StringTransport]] = []
+
+    def accept(self) -> None:
+        """Complete every connection attempt made so far."""
+        for _, _, factory, _, _ in self.reactor.tcpClients[self.accepted :]:
+            protocol = factory.buildProtocol(None)
+            assert protocol is not None
+            transport = TCPStringTransport()
+            protocol.makeConnection(transport)
+            self.connections.append((protocol, transport))
+        self.accepted = len(self.reactor.tcpClients)
+
+    def closed(self) -> list[int]:
+        """Which connections the pool closed (and finish closing them)."""
+        indexes = []
+        for n, (protocol, transport) in enumerate(self.connections):
+            if transport.disconnecting:
+                indexes.append(n)
+                if transport.connected:
+                    transport.connected = False
+                    protocol.connectionLost(Failure(ConnectionDone()))
+        return indexes
