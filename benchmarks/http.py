@@ -2,7 +2,7 @@
 HTTP/1.1 proxy benchmark: direct vs HAProxy (one thread) vs linkrouter, all
 in front of the same nginx (one worker, 12-byte body) on loopback.
 
-    python -m benchmarks.http [--runs 3] [--duration 5] [--simple] [--engine]
+    python -m benchmarks.http [--runs 3] [--duration 5] [--simple] [--engine] [--floor]
     python -m benchmarks.http --router CONFIG --router-port 4140 --backend-port 8080
 
 Needs the Debian packages nginx, haproxy and wrk.  linkrouter runs as
@@ -13,7 +13,9 @@ the admin server on a free port), or with --router CONFIG, whose router
 must listen on --router-port and route to nginx on --backend-port.
 --simple adds a second router with roundRobin and no failure accrual (the
 client-stack cost, issue 5); --engine adds the bare HTTP data path
-(benchmarks/http_proxy.py, fixed destination, no router core).
+(benchmarks/http_proxy.py, fixed destination, no router core); --floor adds
+what Twisted and httptools cost alone (benchmarks/http_floor.py: a byte
+relay and a minimal HTTP proxy that no router could be).
 
 Prints requests/s (median of the runs) and the ratios to HAProxy, p99
 latency added over direct at a fixed 1,000 req/s, RSS with 1,000 idle client
@@ -217,6 +219,11 @@ def main() -> None:
         "--simple", action="store_true", help="also a router with roundRobin, no accrual"
     )
     parser.add_argument("--engine", action="store_true", help="also the bare HTTP data path")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also a bare Twisted relay and a minimal httptools proxy (benchmarks/http_floor.py)",
+    )
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="lr-bench-")
@@ -297,6 +304,12 @@ def main() -> None:
             ).pid
             waitFor200(port, time.monotonic())
             targets["engine"] = port
+        for kind in ("relay", "minimal") if args.floor else ():
+            port = freePort()
+            command = [sys.executable, "-m", "benchmarks.http_floor", kind, str(port), str(backend)]
+            pids[kind] = spawn(command, env=env, cwd=ROOT).pid
+            waitFor200(port, time.monotonic())
+            targets[kind] = port
 
         # CPU time per request is steadier than requests/s on a shared machine.
         rates: dict[str, list[float]] = {name: [] for name in targets}
