@@ -13,10 +13,12 @@ def write(transport: object, data: bytes) -> None:
     C{transport.write(data)}, but when a TCP transport has nothing queued the
     bytes go straight to the socket: this saves the reactor a writer
     registration and a loop turn per message.  Whatever the socket does not
-    take is queued by the transport as usual.
+    take is queued by the transport as usual; a transport whose connection
+    is gone drops the bytes, as Twisted's own C{write} does.
     """
     if type(transport) in _TCP and not (
-        transport.dataBuffer  # type: ignore[attr-defined]
+        transport.disconnected  # type: ignore[attr-defined]
+        or transport.dataBuffer  # type: ignore[attr-defined]
         or transport._tempDataBuffer  # type: ignore[attr-defined]
         or transport.disconnecting  # type: ignore[attr-defined]
         or transport.producerPaused  # type: ignore[attr-defined]
