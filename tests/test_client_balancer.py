@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from linkrouter.client import balancer as balancerModule
 from linkrouter.client._endpoint import Endpoint
 from linkrouter.client.accrual import AccrualConfig, AccrualFactory
 from linkrouter.client.balancer import ClientPolicy
@@ -466,6 +467,29 @@ class AccrualTests(SynchronousTestCase):
         changed = [p for p in counts if h.received()[p] != counts[p]]
         self.assertEqual(len(changed), 1)
 
+    def test_allDeadFallbackFailureKeepsBackoff(self) -> None:
+        """
+        Requests sent to a dead endpoint because nothing else could take
+        them are not probes: their failures neither restart its backoff nor
+        log it dead again.
+        """
+        h = Harness(
+            "p2c",
+            ports=(1,),
+            answer=broken,
+            accrual=AccrualConfig(failures=1, maxEjectionPercent=100),
+        )
+        h.send(1)
+        timers = h.clock.getDelayedCalls()
+        self.assertEqual(len(timers), 1)
+        until = timers[0].getTime()
+        logged: list[object] = []
+        self.patch(balancerModule.log, "info", lambda *a, **kw: logged.append(a))
+        h.send(20)
+        self.assertEqual(h.clients[1].received, 21)
+        self.assertEqual([t.getTime() for t in h.clock.getDelayedCalls()], [until])
+        self.assertEqual((logged, h.counter("failure_accrual", "probes")), ([], 0))
+
     def test_singleEndpointNeverFailsFast(self) -> None:
         """A lone failing endpoint keeps getting requests (and can recover)."""
         h = Harness("p2c", ports=(1,), answer=broken)
@@ -829,7 +853,7 @@ class LeftoverTimerTests(SynchronousTestCase):
         h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
         h.send(1)
         self.failAll(h.clients[1])
-        h.clock.advance(1)
+        h.clock.advance(3600)  # past the backoff: ready for its probe
         probe = h.send(1)
         self.assertEqual(h.counter("failure_accrual", "probes"), 1)
         h.var.set(addrOf(2))
@@ -841,7 +865,7 @@ class LeftoverTimerTests(SynchronousTestCase):
         h = Harness("roundRobin", ports=(1,), accrual=AccrualConfig(failures=1))
         h.send(1)
         self.failAll(h.clients[1])
-        h.clock.advance(1)
+        h.clock.advance(3600)  # past the backoff: ready for its probe
         h.send(1)
         closed = h.balancer.close()
         self.failAll(h.clients[1])

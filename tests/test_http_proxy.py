@@ -263,6 +263,31 @@ class ProxyTests(TestCase):
         self.assertTrue(client.received.endswith(b"z" * 10))
 
     @inlineCallbacks
+    def test_unsolicitedResponseNotReused(self) -> Any:
+        """
+        A backend that answers one request twice in one write: the caller
+        gets the first answer, and the connection is closed rather than
+        pooled, so the next request cannot be given the extra one.
+        """
+
+        def script(p: Raw, data: bytes) -> None:
+            if b"\r\n\r\n" in p.received:
+                path = pathOf(p.received)
+                p.received = b""
+                ok = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path)
+                p.send(ok + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
+
+        self.setUpProxy(script)
+        client = yield self.connect()
+        client.send(b"GET /first HTTP/1.1\r\nHost: svc\r\n\r\n")
+        yield until(lambda: client.received.endswith(b"/first"))
+        yield until(lambda: self.backend.conns[0].closed)
+        client.send(b"GET /second HTTP/1.1\r\nHost: svc\r\n\r\n")
+        yield until(lambda: client.received.endswith(b"/second"))
+        self.assertNotIn(b"extra", client.received)
+        self.assertEqual(len(self.backend.conns), 2)
+
+    @inlineCallbacks
     def test_refusedIsRetryable502(self) -> Any:
         self.setUpProxy(lambda p, data: None)
         port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")

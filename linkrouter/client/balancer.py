@@ -13,7 +13,8 @@ then ready for one I{probe} request whose success revives it and whose
 failure kills it again for the next backoff.  Two limits beyond Linkerd:
 at most C{maxEjectionPercent} of the endpoints are dead at once (at least
 one may be), and when no endpoint can take a request, the one that failed
-least recently is tried anyway rather than failing everything.
+least recently is tried anyway rather than failing everything (its success
+revives it; its failure leaves the backoff as it was).
 """
 
 from __future__ import annotations
@@ -286,7 +287,10 @@ class Balancer:
                         NoEndpointsAvailable("client closed" if self._closed else "no endpoints"),
                     )
                 )
-        probe = ep.state != ALIVE
+        # Only an endpoint whose backoff has run out gets the one probe; a dead
+        # one tried because nothing else could be (the fallback) is revived
+        # by a success but not killed again, nor logged, by a failure.
+        probe = ep.state == PROBE_READY
         if probe:
             self._startProbe(ep)
         ep.pending += 1
@@ -333,7 +337,7 @@ class Balancer:
             if success:
                 if ep.state == ALIVE:
                     ep.policy.recordSuccess()
-                elif probe:
+                else:
                     self._revive(ep)
             else:
                 self._failed(ep, failure, probe)

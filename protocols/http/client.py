@@ -138,6 +138,8 @@ class HTTPClientProtocol(Protocol):
         self._written = False
         self._tunnel = False
         self._resetParser = False
+        self._feeding = False  # inside feed_data
+        self._idleLater = False  # the response ended while feeding
         self.born = self.lastUsed = 0.0
         self._resetMessage()
 
@@ -262,6 +264,18 @@ class HTTPClientProtocol(Protocol):
             log.info("unexpected data from {peer}, closing", peer=self.pool.authority)
             self.abort()
             return
+        # Hand the connection back only once the whole read is parsed: bytes
+        # after the response must not be taken for the next call's answer.
+        self._feeding = True
+        try:
+            self._feed(data)
+        finally:
+            self._feeding = False
+        if self._idleLater:
+            self._idleLater = False
+            self._maybeIdle()
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -271,6 +285,11 @@ class HTTPClientProtocol(Protocol):
         except httptools.HttpParserCallbackError as e:
             if isinstance(e.__context__, ResponseTooLarge):
                 self._error(e.__context__)
+                return
+            if isinstance(e.__context__, _Unsolicited):
+                log.info("unsolicited response from {peer}, closing", peer=self.pool.authority)
+                self._idleLater = False
+                self.abort()
                 return
             log.failure("bug while parsing a response", Failure(e.__context__ or e))
             self._error(MalformedResponse("internal error while reading the response"))
@@ -288,6 +307,8 @@ class HTTPClientProtocol(Protocol):
             self._parser = httptools.HttpResponseParser(self)
 
     def on_message_begin(self) -> None:
+        if self._call is None or self._responseDone:
+            raise _Unsolicited()
         self._resetMessage()
 
     def on_status(self, reason: bytes) -> None:
@@ -393,6 +414,9 @@ class HTTPClientProtocol(Protocol):
         self._maybeIdle()
 
     def _maybeIdle(self) -> None:
+        if self._feeding:
+            self._idleLater = True
+            return
         if not (self._requestDone and self._responseDone) or self._call is None:
             return
         self._call = None
@@ -443,6 +467,10 @@ class HTTPClientProtocol(Protocol):
                         f" {reason.getErrorMessage()}"
                     )
                 call.deferred.errback(Failure(ConnectionClosed(message)))
+
+
+class _Unsolicited(Exception):
+    """Raised from a parser callback: a response began that no call asked for."""
 
 
 _BODILESS_DROP = frozenset([b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer"])
