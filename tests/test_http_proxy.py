@@ -288,6 +288,33 @@ class ProxyTests(TestCase):
         self.assertEqual(len(self.backend.conns), 2)
 
     @inlineCallbacks
+    def test_unsolicitedUpgradeNotReused(self) -> Any:
+        """
+        A backend that switches protocols on a plain request: the connection
+        is closed, and the next request gets a connection of its own.
+        """
+
+        def script(p: Raw, data: bytes) -> None:
+            if b"\r\n\r\n" not in p.received:
+                return
+            path = pathOf(p.received)
+            p.received = b""
+            if path == b"/switch":
+                p.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n")
+                p.send(b"Upgrade: x\r\n\r\nnot http")
+            else:
+                p.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path))
+
+        self.setUpProxy(script)
+        client = yield self.connect()
+        client.send(b"GET /switch HTTP/1.1\r\nHost: svc\r\n\r\n")
+        yield until(lambda: bool(self.backend.conns) and self.backend.conns[0].closed)
+        other = yield self.connect()
+        other.send(b"GET /after HTTP/1.1\r\nHost: svc\r\n\r\n")
+        yield until(lambda: other.received.endswith(b"/after"))
+        self.assertEqual(len(self.backend.conns), 2)
+
+    @inlineCallbacks
     def test_refusedIsRetryable502(self) -> Any:
         self.setUpProxy(lambda p, data: None)
         port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")

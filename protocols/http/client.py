@@ -279,6 +279,13 @@ class HTTPClientProtocol(Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
+            if not (self._tunnel and self._inBody):
+                # Switched protocols when no upgrade was asked for: whatever
+                # follows is not HTTP, so the connection cannot carry more.
+                log.info("unsolicited upgrade from {peer}, closing", peer=self.pool.authority)
+                self._idleLater = False
+                self.abort()
+                return
             rest = data[e.args[0] :]
             if rest:
                 self.dataReceived(rest)
