@@ -169,14 +169,30 @@ class ErrorTests(SynchronousTestCase):
 
 class MessageTests(SynchronousTestCase):
     def test_parseHeaders(self) -> None:
-        h, length, chunked, expect, tokens = parseHeaders(
+        h, length, chunked, expect, coded, hosts = parseHeaders(
             [(b"Content-Length", b"5"), (b"Connection", b"X-A"), (b"X-A", b"1"), (b"B", b"2")],
             False,
         )
         self.assertEqual(
-            (h.raw, length, chunked, expect, tokens), ([(b"B", b"2")], 5, False, False, [b"x-a"])
+            (h.raw, length, chunked, expect, coded, hosts),
+            ([(b"B", b"2")], 5, False, False, False, 0),
         )
         self.assertEqual(parseHeaders([(b"Content-Length", b"x")], False)[1], -1)
+
+    def test_parseTransferCodings(self) -> None:
+        """Only a last coding of C{chunked} frames the body in chunks."""
+        for value, chunked in [
+            (b"chunked", True),
+            (b"gzip, Chunked ", True),
+            (b"xchunked", False),
+            (b"chunked, gzip", False),
+        ]:
+            _, _, isChunked, _, coded, _ = parseHeaders([(b"Transfer-Encoding", value)], False)
+            self.assertEqual((isChunked, coded), (chunked, True), value)
+
+    def test_parseCountsHosts(self) -> None:
+        hosts = parseHeaders([(b"Host", b"a"), (b"host", b"b")], False)[5]
+        self.assertEqual(hosts, 2)
 
     def test_streamBuffersThenPausesSource(self) -> None:
         events: list[str] = []

@@ -196,6 +196,20 @@ class ServerTests(SynchronousTestCase):
         h.feed(b"GARBAGE\x00 / HTTP/1.1\r\n\r\n")
         self.assertIn(b"Malformed", self.assertRejected(h, 400))
 
+    def test_ambiguousFramingOrRouting(self) -> None:
+        """
+        Requests that a backend could read differently from the router (the
+        smuggling and routing-confusion cases) are refused, never forwarded.
+        """
+        for head in [
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ]:
+            h = Harness()
+            h.feed(head + b"4\r\nabcd\r\n0\r\n\r\n")
+            self.assertIn(b"Malformed", self.assertRejected(h, 400))
+
     def test_rejectAfterPendingResponse(self) -> None:
         h = Harness()
         h.feed(b"GET /1 HTTP/1.1\r\n\r\nBAD\x00\r\n\r\n")

@@ -352,7 +352,9 @@ class HTTPClientProtocol(Protocol):
             if method == b"HEAD":
                 self._resetParser = True  # llhttp would wait for the announced body
             return
-        headers, length, chunked, _, _ = parseHeaders(raw, tunnel)
+        headers, length, chunked, _, coded, _ = parseHeaders(raw, tunnel)
+        if coded and not chunked:
+            length = None  # a transfer coding other than chunked: the body ends at close
         response = Response(status, headers, b"", self._reason)
         if tunnel:
             self._reusable = False

@@ -368,18 +368,22 @@ def serializeHead(firstLine: bytes, headers: Iterable[Header], extra: bytes = b"
 
 def parseHeaders(
     raw: list[Header], upgrade: bool
-) -> tuple[Headers, int | None, bool, bool, list[bytes]]:
+) -> tuple[Headers, int | None, bool, bool, bool, int]:
     """
     Split parsed headers into forwardable ones and what the codec needs.
 
     @param upgrade: keep C{Upgrade} and C{Connection: upgrade} (tunnelling).
     @return: C{(headers, contentLength, chunked, expectContinue,
-        connectionTokens)}; C{contentLength} is C{-1} when the header is
-        present but invalid.
+        transferCoded, hosts)}: C{contentLength} is C{-1} when the header is
+        present but invalid; C{chunked} when the last transfer coding is
+        C{chunked}; C{transferCoded} when C{Transfer-Encoding} is present at
+        all; C{hosts} counts the C{Host} headers.
     """
     length: int | None = None
     chunked = False
+    coded = False
     expect = False
+    hosts = 0
     tokens: list[bytes] = []
     kept: list[Header] = []
     dropped = False
@@ -394,7 +398,8 @@ def parseHeaders(
                 else:
                     length = int(v)
             elif n == b"transfer-encoding":
-                chunked = h[1].lower().rstrip().endswith(b"chunked")
+                coded = True
+                chunked = h[1].rsplit(b",", 1)[-1].strip().lower() == b"chunked"
             elif n == b"connection":
                 tokens += [t.strip().lower() for t in h[1].split(b",")]
             elif n == b"upgrade" and upgrade:
@@ -403,6 +408,8 @@ def parseHeaders(
             dropped = True
             expect = h[1].lower() == b"100-continue"
         else:
+            if n == b"host":
+                hosts += 1
             kept.append(h)
     # Tokens that name hop-by-hop headers (keep-alive, close, ...) are gone already.
     named = frozenset(tokens).difference(HOP_BY_HOP, (b"close",)) if tokens else None
@@ -410,7 +417,7 @@ def parseHeaders(
         kept = [h for h in kept if h[0].lower() not in named]
     elif not dropped:
         kept = raw
-    return Headers(kept), length, chunked, expect, tokens
+    return Headers(kept), length, chunked, expect, coded, hosts
 
 
 class BodyWriter:

@@ -358,7 +358,11 @@ class HTTPServerProtocol(Protocol):
         self._inHead = False
         p = self._parser
         upgrade = p.should_upgrade()
-        headers, length, chunked, expect, _ = parseHeaders(self._headers, upgrade)
+        headers, length, chunked, expect, coded, hosts = parseHeaders(self._headers, upgrade)
+        if hosts > 1:
+            raise _Reject(400, "Malformed request: more than one Host header")
+        if coded and not chunked:
+            raise _Reject(400, "Malformed request: Transfer-Encoding must end with chunked")
         version = b"1.1" if p.get_http_version() == "1.1" else b"1.0"
         request = Request(p.get_method(), b"".join(self._url), headers, b"", version)
         request.ctx["server"] = self
