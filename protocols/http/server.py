@@ -277,7 +277,8 @@ class HTTPServerProtocol(Protocol):
                 self._reject(500, "Internal error while reading the request")
             return
         except httptools.HttpParserError as e:
-            self._reject(400, f"Malformed request: {e}")
+            if not self._dead:  # else: bytes after a last request, ignored
+                self._reject(400, f"Malformed request: {e}")
             return
         if wasInHead and self._inHead:
             # A head spread over reads; the read that started it is not
@@ -406,6 +407,8 @@ class HTTPServerProtocol(Protocol):
         body = self._body
         ex = self._exchange
         assert ex is not None
+        if not ex.keepAlive:
+            self._dead = True  # the last request: what follows is not read
         if isinstance(body, BodyStream):
             body.finish(self._trailers)
         elif body is not None:
