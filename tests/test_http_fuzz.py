@@ -105,3 +105,115 @@ class FuzzTests(SynchronousTestCase):
             self.assertIn(status, (100, 200, 400, 413, 414, 431, 501))
         if any(status >= 400 for status in responses.statuses):
             self.assertTrue(closedWhole)
+
+
+RESPONSE_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.1 204 No Content",
+    b"HTTP/1.1 304 Not Modified",
+    b"HTTP/1.1 100 Continue",
+    b"HTTP/1.1 101 Switching Protocols",
+    b"HTTP/1.0 200 OK",
+    b"HTTP/1.1 999 Odd",
+    b"HTTP/1.1 20 Short",
+    b"SPDY/3 200 OK",
+    b"",
+]
+RESPONSE_HEADERS = [
+    b"Content-Length: 3",
+    b"Content-Length: 0",
+    b"Content-Length: 3, 4",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip",
+    b"Connection: close",
+    b"Connection: upgrade",
+    b"Upgrade: x",
+    b"Keep-Alive: timeout=5",
+    b"X-A: 1",
+    b" folded",
+    b"No-Colon",
+]
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    headers = draw(st.lists(st.sampled_from(RESPONSE_HEADERS), max_size=4))
+    head = b"\r\n".join([draw(st.sampled_from(RESPONSE_LINES)), *headers]) + b"\r\n\r\n"
+    return head + draw(st.sampled_from(BODIES))
+
+
+replies = st.one_of(
+    st.lists(responses(), min_size=1, max_size=3).map(b"".join),
+    st.binary(max_size=200),
+)
+
+
+def exchange(pieces: list[bytes], close: bool) -> tuple[str, object]:
+    """
+    One GET through a pool whose connection receives C{pieces} (then closes,
+    if C{close}): what the caller got, as C{(kind, detail)}.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.python.failure import Failure
+
+    from protocols.http.client import HTTPPool
+    from protocols.http.message import BodyStream, Headers, Request
+
+    from ._fakes import FakeBackend
+
+    reactor = MemoryReactorClock()
+    pool = HTTPPool(reactor, reactor, "127.0.0.1", 80)
+    backend = FakeBackend(reactor)
+    outcome: list[tuple[str, object]] = []
+    chunks: list[bytes] = []
+
+    class Reader:
+        def bodyData(self, data: bytes) -> None:
+            chunks.append(data)
+
+        def bodyEnd(self, trailers: Headers | None) -> None:
+            outcome.append(("body", b"".join(chunks)))
+
+        def bodyError(self, reason: Failure) -> None:
+            outcome.append(("body failed", reason.type))
+
+    def answered(response: object) -> None:
+        status = getattr(response, "status", None)
+        body = getattr(response, "body", b"")
+        outcome.append(("status", status))
+        if isinstance(body, BodyStream):
+            body.attach(Reader())
+        else:
+            outcome.append(("body", body))
+
+    def failed(reason: Failure) -> None:
+        outcome.append(("failed", reason.type))
+
+    pool(Request(b"GET", b"/", Headers([(b"Host", b"a")]))).addCallbacks(answered, failed)
+    backend.accept()
+    ((protocol, transport),) = backend.connections
+    for piece in pieces:
+        if transport.disconnecting:
+            break
+        protocol.dataReceived(piece)
+    if close or transport.disconnecting:
+        transport.disconnecting = True
+        backend.closed()
+    pool.close()
+    backend.closed()
+    return outcome[0] if len(outcome) == 1 else tuple(outcome)  # type: ignore[return-value]
+
+
+class ClientFuzzTests(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(replies, st.lists(st.integers(min_value=0), max_size=6), st.booleans())
+    def test_anyReplyAnySplit(self, data: bytes, cuts: list[int], close: bool) -> None:
+        """
+        Whatever a backend sends, split however, the caller gets an answer or
+        a failure (never nothing once the connection is gone), the same
+        whatever the split, and nothing is logged as a failure.
+        """
+        whole = exchange([data], close)
+        self.assertEqual(exchange(splitAt(data, cuts), close), whole)
+        if close:
+            self.assertTrue(whole, "no answer and no failure after the close")

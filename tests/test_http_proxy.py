@@ -290,8 +290,9 @@ class ProxyTests(TestCase):
     @inlineCallbacks
     def test_unsolicitedUpgradeNotReused(self) -> Any:
         """
-        A backend that switches protocols on a plain request: the connection
-        is closed, and the next request gets a connection of its own.
+        A backend that switches protocols on a plain request: the caller gets
+        a 502, the connection is closed, and the next request gets a
+        connection of its own.
         """
 
         def script(p: Raw, data: bytes) -> None:
@@ -308,7 +309,9 @@ class ProxyTests(TestCase):
         self.setUpProxy(script)
         client = yield self.connect()
         client.send(b"GET /switch HTTP/1.1\r\nHost: svc\r\n\r\n")
-        yield until(lambda: bool(self.backend.conns) and self.backend.conns[0].closed)
+        yield until(lambda: client.received.startswith(b"HTTP/1.1 502 "))
+        self.assertIn(b"switch of protocols nobody asked for", client.received)
+        yield until(lambda: self.backend.conns[0].closed)
         other = yield self.connect()
         other.send(b"GET /after HTTP/1.1\r\nHost: svc\r\n\r\n")
         yield until(lambda: other.received.endswith(b"/after"))

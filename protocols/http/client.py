@@ -231,7 +231,9 @@ class HTTPClientProtocol(Protocol):
 
     def _timedOut(self, message: str) -> None:
         log.info(
-            "closing connection to {peer}: {message}", peer=self.pool.authority, message=message
+            "closing connection to {peer}: {message}",
+            peer=self.pool.authority.decode(),
+            message=message,
         )
         self._error(ConnectionClosed(f"{self.pool.authority.decode()}: {message}"))
 
@@ -261,7 +263,7 @@ class HTTPClientProtocol(Protocol):
             body.write(data)
             return
         if self._call is None:
-            log.info("unexpected data from {peer}, closing", peer=self.pool.authority)
+            log.info("unexpected data from {peer}, closing", peer=self.pool.authority.decode())
             self.abort()
             return
         # Hand the connection back only once the whole read is parsed: bytes
@@ -279,13 +281,6 @@ class HTTPClientProtocol(Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
-            if not (self._tunnel and self._inBody):
-                # Switched protocols when no upgrade was asked for: whatever
-                # follows is not HTTP, so the connection cannot carry more.
-                log.info("unsolicited upgrade from {peer}, closing", peer=self.pool.authority)
-                self._idleLater = False
-                self.abort()
-                return
             rest = data[e.args[0] :]
             if rest:
                 self.dataReceived(rest)
@@ -294,9 +289,10 @@ class HTTPClientProtocol(Protocol):
                 self._error(e.__context__)
                 return
             if isinstance(e.__context__, _Unsolicited):
-                log.info("unsolicited response from {peer}, closing", peer=self.pool.authority)
+                what = f"{e.__context__} from {self.pool.authority.decode()}"
+                log.info("{what}, closing", what=what)
                 self._idleLater = False
-                self.abort()
+                self._error(MalformedResponse(what))
                 return
             log.failure("bug while parsing a response", Failure(e.__context__ or e))
             self._error(MalformedResponse("internal error while reading the response"))
@@ -308,14 +304,15 @@ class HTTPClientProtocol(Protocol):
                 if end >= 0 and data[end + 4 :]:
                     self.dataReceived(data[end + 4 :])
                 return
-            self._error(MalformedResponse(f"malformed response from {self.pool.authority!r}: {e}"))
+            authority = self.pool.authority.decode()
+            self._error(MalformedResponse(f"malformed response from {authority}: {e}"))
         if self._resetParser:
             self._resetParser = False
             self._parser = httptools.HttpResponseParser(self)
 
     def on_message_begin(self) -> None:
         if self._call is None or self._responseDone:
-            raise _Unsolicited()
+            raise _Unsolicited("a response nobody asked for")
         self._resetMessage()
 
     def on_status(self, reason: bytes) -> None:
@@ -335,6 +332,8 @@ class HTTPClientProtocol(Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             return  # interim responses are not forwarded
+        if status == 101 and not self._tunnel:
+            raise _Unsolicited("a switch of protocols nobody asked for")
         self._inBody = True
         request = call.request
         method = request.method
@@ -460,7 +459,8 @@ class HTTPClientProtocol(Protocol):
             if body.tunnel or self._untilClose:
                 body.finish()  # tunnels and close-delimited bodies end here
             else:
-                body.fail(Failure(ConnectionClosed(f"{self.pool.authority!r} closed mid-response")))
+                closed = f"{self.pool.authority.decode()} closed mid-response"
+                body.fail(Failure(ConnectionClosed(closed)))
         if call is not None:
             reqBody = call.request.body
             if isinstance(reqBody, BodyStream) and not reqBody.ended:
