@@ -181,6 +181,24 @@ class PoolTests(TestCase):
         yield self.assertFailure(client(makeCall("a", 1)), BackendProtocolError)
 
     @inlineCallbacks
+    def test_twoRepliesCloseConnection(self) -> Any:
+        """
+        Bytes after a call's reply close the connection: the call queued
+        behind it (with the same seqid) gets its own reply on a new
+        connection, not the extra one.
+        """
+
+        def script(c: _Scripted, m: Message) -> None:
+            c.transport.write(replyTo(m) * (2 if m.name == "a" else 1))  # type: ignore[union-attr]
+
+        backend, client = self.setUpBackend(script, maxConnections=1)
+        first = client(makeCall("a", 1))
+        second = client(makeCall("b", 1))
+        self.assertEqual((yield first).name, "a")
+        self.assertEqual((yield second).name, "b")
+        self.assertEqual(len(backend.connections), 2)
+
+    @inlineCallbacks
     def test_poisonedConnectionRetired(self) -> Any:
         """
         After a PROTOCOL_ERROR exception reply the connection is replaced;

@@ -129,7 +129,7 @@ class ServerTests(SynchronousTestCase):
             h.protocol.dataReceived(b"more")
         self.assertTrue(h.transport.disconnecting)
         self.assertEqual(len(events), 1)
-        self.assertEqual(events[0]["log_level"], LogLevel.warn)
+        self.assertEqual(events[0]["log_level"], LogLevel.info)  # a peer's mistake
         other.send(call("ping", 1))
         self.assertEqual(len(other.calls), 1)
 

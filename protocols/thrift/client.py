@@ -31,6 +31,7 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -38,6 +39,7 @@ from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
 from linkrouter.interfaces import IClient, Status
+from linkrouter.logs import logObserver
 from linkrouter.naming import Address
 from linkrouter.tls import clientEndpoint, tlsFailure
 
@@ -69,6 +71,8 @@ _HARMLESS_EXCEPTIONS = (
     ApplicationExceptionType.UNKNOWN_METHOD,
 )
 """Exception replies after which a connection stays usable (as Finagle)."""
+
+log = Logger(observer=logObserver)
 
 
 class BackendConnectionLost(ConnectionClosed):
@@ -141,7 +145,7 @@ class _Connection(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self._decoder.feed(data)
         try:
-            while (reply := self._decoder.next()) is not None:
+            while not self.broken and (reply := self._decoder.next()) is not None:
                 self._replied(reply)
         except ThriftCodecError as e:
             self._fail(BackendProtocolError(f"unreadable reply from {self._pool.name}: {e}"))
@@ -149,6 +153,7 @@ class _Connection(Protocol):
     def _replied(self, reply: Message) -> None:
         pending, self._pending = self._pending, None
         if pending is None:
+            log.info("{name} sent a reply nobody asked for, closing", name=self._pool.name)
             self._fail(BackendProtocolError(f"{self._pool.name} sent a reply nobody asked for"))
             return
         if reply.seqid != self._seqid:
@@ -159,7 +164,11 @@ class _Connection(Protocol):
                 )
             )
             return
-        if reply.type is MessageType.EXCEPTION:
+        if self._decoder.pending:
+            # One call, one reply: what follows it is no later call's reply.
+            log.info("{name} sent bytes after its reply, closing", name=self._pool.name)
+            self.close(abort=True)
+        elif reply.type is MessageType.EXCEPTION:
             try:
                 kind, _ = readApplicationException(self._protocol, reply.payload)
             except ThriftCodecError:

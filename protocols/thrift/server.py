@@ -130,7 +130,7 @@ class ThriftServerProtocol(Protocol):
             self._abandon(str(e))
 
     def _abandon(self, reason: str) -> None:
-        log.warn(
+        log.info(
             "Closing Thrift connection from {peer}: {reason}", peer=self._peer(), reason=reason
         )
         self._closed = True
@@ -232,7 +232,7 @@ class ThriftServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self._closed and self._decoder.pending:
-            log.warn(
+            log.info(
                 "Thrift connection from {peer} closed inside a message ({pending} bytes)",
                 peer=self._peer(),
                 pending=self._decoder.pending,
