@@ -13,17 +13,14 @@ import random
 from typing import Any
 
 from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
-from zope.interface import provider
 
-from linkrouter.telemetry.stats import Gauge
 from protocols.http.plugin import HttpRouter
 from protocols.http.server import HTTPServerFactory
+from tests._faults import assertSettled, connectAll, watchErrors
 from tests._linker import routerPort, startLinker
 
 reactor: Any = _reactor
@@ -134,64 +131,16 @@ class FaultTests(TestCase):
 
     @inlineCallbacks
     def test_faultsLeaveNothingBehind(self) -> Any:
-        errors: list[LogEvent] = []
-
-        @provider(ILogObserver)
-        def watch(event: LogEvent) -> None:
-            if event.get("log_level", LogLevel.info) >= LogLevel.error:
-                errors.append(event)
-
-        globalLogPublisher.addObserver(watch)
-        self.addCleanup(globalLogPublisher.removeObserver, watch)
-        factory = Factory.forProtocol(Misbehaving)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        errors = watchErrors(self)
+        port = reactor.listenTCP(0, Factory.forProtocol(Misbehaving), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         linker = startLinker(self, CONFIG.format(port=port.getHost().port))
         service = linker.routers[0].service
         assert isinstance(service, HttpRouter)
         ((_, server),) = service.servers
         assert isinstance(server, HTTPServerFactory)
-        target = routerPort(linker)
 
         rng = random.Random(20261127)
-        limit = DeferredSemaphore(32)
-
-        @inlineCallbacks
-        def one() -> Any:
-            payload, closeNow = payloads(rng)
-            client = Client(payload, closeNow)
-            reactor.connectTCP("127.0.0.1", target, _Once(client))
-            yield client.lost
-
-        yield gatherResults([limit.run(one) for _ in range(240)])
-        for _ in range(200):
-            if not server.connections:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(server.connections, set())
+        yield connectAll(routerPort(linker), lambda: Client(*payloads(rng)), 240)
+        yield assertSettled(self, lambda: server.connections, linker)
         self.assertEqual(errors, [])
-        pending = {
-            "/".join(names): gauge.read()
-            for names, gauge in linker.metrics.items()
-            if names[-1] == "pending" and isinstance(gauge, Gauge) and gauge.read()
-        }
-        self.assertEqual(pending, {})
-
-
-class _Once(Factory):
-    """A client factory for one already-built protocol."""
-
-    def __init__(self, protocol: Client) -> None:
-        self.protocol_ = protocol
-
-    def buildProtocol(self, addr: object) -> Client:
-        return self.protocol_
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        self.protocol_.lost.errback(reason)
-
-    def startedConnecting(self, connector: object) -> None:
-        pass
-
-    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
-        pass

@@ -17,16 +17,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
-from zope.interface import provider
 
-from linkrouter.telemetry.stats import Gauge
 from protocols.thrift.codec import (
     Message,
     MessageDecoder,
@@ -38,6 +34,7 @@ from protocols.thrift.codec import (
 )
 from protocols.thrift.router import ThriftRouter
 from protocols.thrift.server import ThriftServerFactory
+from tests._faults import assertSettled, connectAll, watchErrors
 from tests._linker import routerPort, startLinker
 
 reactor: Any = _reactor
@@ -225,15 +222,7 @@ class FaultTests(TestCase):
 
     @inlineCallbacks
     def test_faultsLeaveNothingBehind(self) -> Any:
-        errors: list[LogEvent] = []
-
-        @provider(ILogObserver)
-        def watch(event: LogEvent) -> None:
-            if event.get("log_level", LogLevel.info) >= LogLevel.error:
-                errors.append(event)
-
-        globalLogPublisher.addObserver(watch)
-        self.addCleanup(globalLogPublisher.removeObserver, watch)
+        errors = watchErrors(self)
         port = reactor.listenTCP(0, Factory.forProtocol(Misbehaving), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         linker = startLinker(self, CONFIG.format(port=port.getHost().port))
@@ -241,51 +230,17 @@ class FaultTests(TestCase):
         assert isinstance(service, ThriftRouter)
         ((_, server),) = service.servers
         assert isinstance(server, ThriftServerFactory)
-        target = routerPort(linker)
 
         rng = random.Random(20261127)
         tokens = iter(range(1, 1_000_000))
-        limit = DeferredSemaphore(32)
         callers: list[Caller] = []
 
-        @inlineCallbacks
-        def one() -> Any:
-            client = caller(rng, tokens)
-            callers.append(client)
-            reactor.connectTCP("127.0.0.1", target, _Once(client))
-            yield client.lost
+        def make() -> Caller:
+            callers.append(caller(rng, tokens))
+            return callers[-1]
 
-        yield gatherResults([limit.run(one) for _ in range(200)])
-        for _ in range(200):
-            if not server.connections:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(server.connections, set())
+        yield connectAll(routerPort(linker), make, 200)
+        yield assertSettled(self, lambda: server.connections, linker)
         self.assertEqual([m for c in callers for m in c.mistakes()], [])
         self.assertIn(MessageType.REPLY, {m.type for c in callers for m in c.replies})
         self.assertEqual(errors, [])
-        pending = {
-            "/".join(names): gauge.read()
-            for names, gauge in linker.metrics.items()
-            if names[-1] == "pending" and isinstance(gauge, Gauge) and gauge.read()
-        }
-        self.assertEqual(pending, {})
-
-
-class _Once(Factory):
-    """A client factory for one already-built protocol."""
-
-    def __init__(self, protocol: Caller) -> None:
-        self.protocol_ = protocol
-
-    def buildProtocol(self, addr: object) -> Caller:
-        return self.protocol_
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        self.protocol_.lost.errback(reason)
-
-    def startedConnecting(self, connector: object) -> None:
-        pass
-
-    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
-        pass
