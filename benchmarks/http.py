@@ -103,6 +103,12 @@ VARIANTS = {
 """The written router configurations: balancer and failure accrual kinds."""
 
 
+def _pythonVersion(python: str) -> str:
+    code = "import sys; print(sys.version.split()[0])"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 def freePort() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -220,6 +226,11 @@ def main() -> None:
     )
     parser.add_argument("--engine", action="store_true", help="also the bare HTTP data path")
     parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter that runs the routers (with Twisted and httptools installed)",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="also a bare Twisted relay and a minimal httptools proxy (benchmarks/http_floor.py)",
@@ -245,7 +256,7 @@ def main() -> None:
         return p  # type: ignore[no-any-return]
 
     env = dict(os.environ, PYTHONPATH=ROOT)
-    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    twistd = [args.python, "-c", "from twisted.scripts.twistd import run; run()"]
 
     def router(config: str) -> subprocess.Popen[bytes]:
         command = [*twistd, "-n", "--pidfile=", "linkrouter", "-c", config]
@@ -292,7 +303,7 @@ def main() -> None:
             port = freePort()
             pids["engine"] = spawn(
                 [
-                    sys.executable,
+                    args.python,
                     "-m",
                     "benchmarks.http_proxy",
                     str(port),
@@ -306,7 +317,7 @@ def main() -> None:
             targets["engine"] = port
         for kind in ("relay", "minimal") if args.floor else ():
             port = freePort()
-            command = [sys.executable, "-m", "benchmarks.http_floor", kind, str(port), str(backend)]
+            command = [args.python, "-m", "benchmarks.http_floor", kind, str(port), str(backend)]
             pids[kind] = spawn(command, env=env, cwd=ROOT).pid
             waitFor200(port, time.monotonic())
             targets[kind] = port
@@ -343,6 +354,7 @@ def main() -> None:
             print(f"{label:<24}" + "".join(f"{fmt(n):>18}" for n in targets))
 
         print(f"runs={args.runs} duration={args.duration}s wrk -t1 -c32 keep-alive")
+        print(f"routers run on {args.python} (Python {_pythonVersion(args.python)})")
         print(f"{'':<24}" + "".join(f"{n:>18}" for n in targets))
         row("requests/s (median)", lambda n: f"{med[n]:,.0f}")
         row("requests/s (all runs)", lambda n: "/".join(f"{r / 1000:.1f}k" for r in rates[n]))
