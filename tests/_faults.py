@@ -21,6 +21,7 @@ from zope.interface import provider
 
 from linkrouter.service import LinkerService
 from linkrouter.telemetry.stats import Gauge
+from tests._linker import startLinker
 
 reactor: Any = _reactor
 
@@ -57,6 +58,21 @@ def connectAll(
         return client.lost
 
     return gatherResults([limit.run(one) for _ in range(count)])
+
+
+def startBehind(
+    case: TestCase, backend: type[TwistedProtocol], config: str
+) -> tuple[LinkerService, Callable[[], object]]:
+    """
+    Listen with C{backend} on a free port, start the router of C{config}
+    (whose C{{port}} is that port), and return it with a function giving its
+    first server's open connections.
+    """
+    port = reactor.listenTCP(0, Factory.forProtocol(backend), interface="127.0.0.1")
+    case.addCleanup(port.stopListening)
+    linker = startLinker(case, config.format(port=port.getHost().port))
+    ((_, server),) = linker.routers[0].service.servers  # type: ignore[attr-defined]
+    return linker, lambda: server.connections
 
 
 @inlineCallbacks

@@ -14,14 +14,12 @@ from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from protocols.http.plugin import HttpRouter
-from protocols.http.server import HTTPServerFactory
-from tests._faults import assertSettled, connectAll, watchErrors
-from tests._linker import routerPort, startLinker
+from tests._faults import assertSettled, connectAll, startBehind, watchErrors
+from tests._linker import routerPort
 
 reactor: Any = _reactor
 
@@ -132,15 +130,9 @@ class FaultTests(TestCase):
     @inlineCallbacks
     def test_faultsLeaveNothingBehind(self) -> Any:
         errors = watchErrors(self)
-        port = reactor.listenTCP(0, Factory.forProtocol(Misbehaving), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        linker = startLinker(self, CONFIG.format(port=port.getHost().port))
-        service = linker.routers[0].service
-        assert isinstance(service, HttpRouter)
-        ((_, server),) = service.servers
-        assert isinstance(server, HTTPServerFactory)
+        linker, connections = startBehind(self, Misbehaving, CONFIG)
 
         rng = random.Random(20261127)
         yield connectAll(routerPort(linker), lambda: Client(*payloads(rng)), 240)
-        yield assertSettled(self, lambda: server.connections, linker)
+        yield assertSettled(self, connections, linker)
         self.assertEqual(errors, [])

@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -32,10 +32,8 @@ from protocols.thrift.codec import (
     encodeMessage,
     frame,
 )
-from protocols.thrift.router import ThriftRouter
-from protocols.thrift.server import ThriftServerFactory
-from tests._faults import assertSettled, connectAll, watchErrors
-from tests._linker import routerPort, startLinker
+from tests._faults import assertSettled, connectAll, startBehind, watchErrors
+from tests._linker import routerPort
 
 reactor: Any = _reactor
 BINARY = ThriftProtocol.BINARY
@@ -223,13 +221,7 @@ class FaultTests(TestCase):
     @inlineCallbacks
     def test_faultsLeaveNothingBehind(self) -> Any:
         errors = watchErrors(self)
-        port = reactor.listenTCP(0, Factory.forProtocol(Misbehaving), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        linker = startLinker(self, CONFIG.format(port=port.getHost().port))
-        service = linker.routers[0].service
-        assert isinstance(service, ThriftRouter)
-        ((_, server),) = service.servers
-        assert isinstance(server, ThriftServerFactory)
+        linker, connections = startBehind(self, Misbehaving, CONFIG)
 
         rng = random.Random(20261127)
         tokens = iter(range(1, 1_000_000))
@@ -240,7 +232,7 @@ class FaultTests(TestCase):
             return callers[-1]
 
         yield connectAll(routerPort(linker), make, 200)
-        yield assertSettled(self, lambda: server.connections, linker)
+        yield assertSettled(self, connections, linker)
         self.assertEqual([m for c in callers for m in c.mistakes()], [])
         self.assertIn(MessageType.REPLY, {m.type for c in callers for m in c.replies})
         self.assertEqual(errors, [])
