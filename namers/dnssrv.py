@@ -232,6 +232,11 @@ def _isIP(text: str) -> bool:
     return True
 
 
+def _port(text: str) -> int:
+    """C{text} as a port number if it is one to five ASCII digits, else C{-1}."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else -1
+
+
 def parseServer(text: str) -> tuple[str, int] | None:
     """C{ip}, C{ip:port} or C{[ipv6]:port} as C{(ip, port)}, or C{None}."""
     host, port = text, 53
@@ -239,11 +244,10 @@ def parseServer(text: str) -> tuple[str, int] | None:
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
             return None
-        text = rest[1:] if rest else "53"
-        port = int(text) if text.isdigit() else -1
+        port = _port(rest[1:]) if rest else 53
     elif text.count(":") == 1:
         host, _, portText = text.partition(":")
-        port = int(portText) if portText.isdigit() else -1
+        port = _port(portText)
     if not _isIP(host) or not 0 < port <= 65535:
         return None
     return host, port

@@ -141,6 +141,41 @@ class GetTests(SynchronousTestCase):
         found = problems("a: " + "[" * 100 + "]" * 100 + "\n", lambda top: top.get("a", list))
         self.assertTrue(any("nested too deeply" in line for line in found), found)
 
+    def test_unreadableScalars(self) -> None:
+        cases = [
+            ("0x_", int, "not a valid integer: '0x_'"),
+            ("!!bool maybe", bool, "not a valid boolean: 'maybe'"),
+            ("!!int ''", (int, str), "not a valid integer: ''"),
+            ("2001-13-45", str, "not a valid timestamp: '2001-13-45'"),
+            ("9" * 5000, int, "too many digits (at most 4300)"),
+            ("1" + "0" * 400, float, "too large a number"),
+        ]
+        for text, wanted, message in cases:
+            found = problems(f"a: {text}\n", lambda top, t=wanted: (top.get("a", t), top.plain()))
+            self.assertEqual(found, [f"f.yaml:1:4: a: {message}"])
+
+    def test_unreadableInLists(self) -> None:
+        self.assertEqual(
+            problems("a: [1, 2001-13-45]\n", lambda top: top.get("a", list)),
+            ["f.yaml:1:8: a[1]: not a valid timestamp: '2001-13-45'"],
+        )
+
+    def test_problemsOnOneLine(self) -> None:
+        self.assertEqual(
+            problems('"a\\nb": 1\nc: 2\n', lambda top: top.error("x\ny\x00", "c")),
+            ["f.yaml:1:1: a\\nb: unknown key", "f.yaml:2:4: c: x\\ny\\x00"],
+        )
+
+    def test_notAMappingReportedOnce(self) -> None:
+        def read(top: Section) -> None:
+            a = top.section("a")
+            a.get("x", int, REQUIRED)
+            a.section("b").error("wrong")
+
+        self.assertEqual(
+            problems("a: 1\n", read), ["f.yaml:1:4: a: expected a mapping, got an integer"]
+        )
+
     def test_mergeKeys(self) -> None:
         def read(top: Section) -> None:
             self.assertEqual(top.section("b").get("x", int), 1)

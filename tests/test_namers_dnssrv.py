@@ -214,6 +214,10 @@ class ConfigTests(SynchronousTestCase):
         for bad in ["x", "10.0.0.1:0", "10.0.0.1:x", "[::1", "[::1]x", "1.2.3.4:99999"]:
             self.assertIsNone(parseServer(bad), bad)
 
+    def test_parseServerOnlyASCIIPorts(self):
+        for bad in ["10.0.0.1:\u00b2", "[::1]:\u00b9", "10.0.0.1:\u0661", "10.0.0.1:" + "9" * 5000]:
+            self.assertIsNone(parseServer(bad), bad)
+
     def test_build(self):
         result, _ = self.parse(
             "kind: io.l5d.dnssrv\nexperimental: true\ndnsHosts: ['127.0.0.1:5353']"

@@ -178,7 +178,10 @@ def _strings(section: Section, key: str) -> tuple[str, ...]:
 
 
 def _path(section: Section, key: str, default: str) -> Path:
-    text = section.get(key, str, default) or default
+    return _readPath(section, key, section.get(key, str, default) or default, default)
+
+
+def _readPath(section: Section, key: str, text: str, default: str) -> Path:
     try:
         return Path.read(text)
     except ParseError as e:
@@ -311,7 +314,8 @@ def parseNamer(section: Section) -> NamerEntry | None:
     if parsed is None:
         return None
     default = getattr(parsed.plugin, "defaultPrefix", None) or f"/{parsed.plugin.kind}"
-    return NamerEntry(_path(section, "prefix", prefixText or default), parsed, transformers)
+    prefix = _readPath(section, "prefix", prefixText or default, default)
+    return NamerEntry(prefix, parsed, transformers)
 
 
 def _conflicts(a: tuple[str, int], b: tuple[str, int]) -> bool:

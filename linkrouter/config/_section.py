@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -46,6 +47,16 @@ REQUIRED = _Required.REQUIRED
 """The C{default} of a key that must be present."""
 
 
+def _oneLine(text: str) -> str:
+    """
+    C{text} with line breaks and other unprintable characters escaped, so
+    that a problem quoting the configuration stays on one line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @attrs.frozen
 class Problem:
     """
@@ -56,8 +67,8 @@ class Problem:
     filename: str
     line: int
     column: int
-    path: str
-    message: str
+    path: str = attrs.field(converter=_oneLine)
+    message: str = attrs.field(converter=_oneLine)
 
     def __str__(self) -> str:
         where = f"{self.filename}:{self.line}:{self.column}" if self.line else self.filename
@@ -113,6 +124,15 @@ def _describeNode(node: Node) -> str:
     }.get(short, f"a {short}")
 
 
+def _unreadable(node: ScalarNode) -> str:
+    what = _describeNode(node).split(" ", 1)[-1]
+    limit = sys.get_int_max_str_digits()
+    if what == "integer" and limit and len(node.value) > limit:
+        return f"too many digits (at most {limit})"
+    text = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+    return f"not a valid {what}: {text!r}"
+
+
 def _position(node: Node | None) -> tuple[int, int]:
     mark = getattr(node, "start_mark", None)
     if mark is None:
@@ -139,13 +159,17 @@ class Document:
         self.filename = filename
         self.registry = registry
         self.problems: list[Problem] = []
+        self._reported: set[Problem] = set()
         self._sections: dict[int, Section] = {}
         self._budget = _MAX_VALUES
         self._constructor = yaml.constructor.SafeConstructor()
 
     def problem(self, node: Node | None, path: str, message: str) -> None:
         line, column = _position(node)
-        self.problems.append(Problem(self.filename, line, column, path, message))
+        problem = Problem(self.filename, line, column, path, message)
+        if problem not in self._reported:
+            self._reported.add(problem)
+            self.problems.append(problem)
 
     def load(self, text: str | bytes) -> Section | None:
         """
@@ -176,13 +200,17 @@ class Document:
             return None
         return self.section(node, "")
 
-    def synthetic(self, value: object, path: str) -> Section:
+    def synthetic(self, value: object, path: str, quiet: bool = False) -> Section:
         """
-        A section over a Python mapping (a default), positioned nowhere.
+        A section over a Python mapping (a default), positioned nowhere.  A
+        C{quiet} one records no problems: it stands in for a value already
+        reported as not a mapping.
         """
         node = yaml.representer.SafeRepresenter().represent_data(value)
         assert isinstance(node, MappingNode)
-        return self.section(node, path)
+        section = self.section(node, path)
+        section.quiet = quiet
+        return section
 
     def section(self, node: MappingNode, path: str) -> Section:
         """
@@ -212,7 +240,20 @@ class Document:
         return self._budget > 0
 
     def scalar(self, node: ScalarNode) -> object:
-        return self._constructor.construct_object(node)
+        """
+        The value of C{node}.
+
+        @raise ValueError: its text is not a value of its type (C{0x_},
+            C{2001-13-45}, C{!!bool maybe}, an unknown tag).
+        """
+        try:
+            return self._constructor.construct_object(node)
+        except yaml.YAMLError as e:
+            message = str(getattr(e, "problem", e))
+        except Exception:  # PyYAML's constructors assume well-formed text
+            message = _unreadable(node)
+        self._constructor.recursive_objects.pop(node, None)
+        raise ValueError(message)
 
     def flatten(self, node: MappingNode) -> str | None:
         try:
@@ -235,6 +276,7 @@ class Section:
         self.document = document
         self.path = path
         self.node = node
+        self.quiet = False
         self._entries: dict[str, tuple[Node, Node]] = {}
         self._read: set[str] = set()
         self._asked: set[str] = set()
@@ -277,17 +319,21 @@ class Section:
         """
         self._read.update(self._entries)
 
+    def _problem(self, node: Node | None, path: str, message: str) -> None:
+        if not self.quiet:
+            self.document.problem(node, path, message)
+
     def error(self, message: str, key: str | None = None) -> None:
         """
         Record a problem with this section, or with C{key} in it.
         """
         if key is None:
-            self.document.problem(self.node, self.path, message)
+            self._problem(self.node, self.path, message)
             return
         self._read.add(key)
         entry = self._entries.get(key)
         node = entry[1] if entry else self.node
-        self.document.problem(node, childPath(self.path, key), message)
+        self._problem(node, childPath(self.path, key), message)
 
     def _take(self, key: str) -> Node | None:
         self._asked.add(key)
@@ -314,12 +360,16 @@ class Section:
         path = childPath(self.path, key)
         if node is None:
             if default is REQUIRED:
-                self.document.problem(self.node, path, "required key is missing")
+                self._problem(self.node, path, "required key is missing")
                 return None
             return default
         types = type if isinstance(type, tuple) else (type,)
         for t in types:
-            ok, value = self._convert(node, t, path)
+            try:
+                ok, value = self._convert(node, t, path)
+            except ValueError as e:
+                self.document.problem(node, path, str(e))
+                return None
             if ok:
                 return value
         wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
@@ -341,7 +391,10 @@ class Section:
         if t is int and tag == "int":
             return (True, self.document.scalar(node))
         if t is float and tag in ("int", "float"):
-            return (True, float(self.document.scalar(node)))  # type: ignore[arg-type]
+            try:
+                return (True, float(self.document.scalar(node)))  # type: ignore[arg-type]
+            except OverflowError:
+                raise ValueError("too large a number") from None
         return (False, None)
 
     def _plain(self, node: Node, path: str, depth: int) -> object:
@@ -366,8 +419,8 @@ class Section:
         assert isinstance(node, ScalarNode)
         try:
             return self.document.scalar(node)
-        except yaml.YAMLError as e:
-            self.document.problem(node, path, str(getattr(e, "problem", e)))
+        except ValueError as e:
+            self.document.problem(node, path, str(e))
             return None
 
     def plain(self) -> Any:
@@ -387,7 +440,7 @@ class Section:
             return self.document.section(node, path)
         if node is not None:
             self.document.problem(node, path, f"expected a mapping, got {_describeNode(node)}")
-        return self.document.synthetic({}, path)
+        return self.document.synthetic({}, path, quiet=self.quiet or node is not None)
 
     def sections(self, key: str, single: bool = False) -> list[Section]:
         """

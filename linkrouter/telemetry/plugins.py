@@ -133,13 +133,13 @@ class RecentRequestsTelemeterPlugin:
         from linkrouter.config._section import REQUIRED
 
         _experimental(section)
-        rate = section.get("sampleRate", (int, float), REQUIRED)
+        rate = section.get("sampleRate", float, REQUIRED)
         if rate is not None and not 0.0 <= rate <= 1.0:
             section.error(f"must be between 0.0 and 1.0, not {rate}", "sampleRate")
         capacity = section.get("capacity", int, 10)
         if capacity is not None and capacity < 1:
             section.error(f"must be at least 1, not {capacity}", "capacity")
-        return RecentRequestsConfig(float(rate or 0.0), capacity or 10)
+        return RecentRequestsConfig(rate or 0.0, capacity or 10)
 
     def build(self, config: Any, context: Any) -> AdminTelemeter:
         _log.warn("io.l5d.recentRequests is accepted but records nothing in linkrouter")
