@@ -33,7 +33,7 @@ from zope.interface import implementer
 from linkrouter.config import RetryBudget as RetryBudgetValue
 from linkrouter.interfaces import IBalancer, IBalancerFactory, IStatsReceiver, ResponseClass, Status
 from linkrouter.logs import logObserver
-from linkrouter.naming import ADDR_NEG
+from linkrouter.naming import ADDR_NEG, authority
 
 from ._endpoint import ALIVE, DEAD, PROBE_READY, PROBING, STATE_NAMES, AddressLike, Endpoint
 from .accrual import DEFAULT_ACCRUAL, AccrualFactory, AccrualPolicy
@@ -467,10 +467,7 @@ class Balancer:
             ep.timer.cancel()
         ep.timer = self._clock.callLater(delay, self._probeReady, ep)
         log.info(
-            "Marked {host}:{port} dead for {delay:.3f}s",
-            host=ep.key[0],
-            port=ep.key[1],
-            delay=delay,
+            "Marked {endpoint} dead for {delay:.3f}s", endpoint=authority(*ep.key), delay=delay
         )
 
     def _probeReady(self, ep: Endpoint) -> None:
@@ -495,7 +492,7 @@ class Balancer:
         self._dead -= 1
         self._revivals.incr()
         self._removedForMs.incr(int((now - ep.deadSince) * 1000))
-        log.info("Revived {host}:{port}", host=ep.key[0], port=ep.key[1])
+        log.info("Revived {endpoint}", endpoint=authority(*ep.key))
 
     # -- endpoint set
 
@@ -596,7 +593,7 @@ class Balancer:
             (ep, True) for ep in self._draining
         ]:
             entry: dict[str, Any] = {
-                "address": f"{ep.key[0]}:{ep.key[1]}",
+                "address": authority(*ep.key),
                 "weight": ep.weight,
                 "load": ep.pending,
                 "state": "draining" if draining else STATE_NAMES[ep.state],

@@ -12,6 +12,7 @@ from .addr import (
     Address,
     AddrFailed,
     Bound,
+    authority,
 )
 from .delegate import (
     DelegateAlt,
@@ -81,6 +82,7 @@ __all__ = [
     "UnknownNamer",
     "Var",
     "Weighted",
+    "authority",
     "delegateJson",
     "explain",
     "reactorResolver",

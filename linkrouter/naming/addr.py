@@ -18,6 +18,11 @@ Meta = frozenset[tuple[str, object]]
 WEIGHT_KEYS: Final = ("weight", "namer_nametree_weight")
 
 
+def authority(host: str, port: int) -> str:
+    """C{host:port}, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @attrs.frozen
 class Address:
     """One endpoint, with metadata such as C{weight}."""
@@ -25,6 +30,11 @@ class Address:
     host: str
     port: int
     meta: Meta = frozenset()
+
+    @property
+    def authority(self) -> str:
+        """C{host:port}, with an IPv6 host in brackets."""
+        return authority(self.host, self.port)
 
     @property
     def weight(self) -> float:

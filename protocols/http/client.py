@@ -30,6 +30,7 @@ from linkrouter._transport import write
 from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
+from linkrouter.naming import authority
 from linkrouter.tls import clientFactory, tlsFailure
 from protocols.http.errors import (
     ConnectionClosed,
@@ -527,7 +528,7 @@ class HTTPPool:
         self.port = port
         self.config = config or PoolConfig()
         self.limits = limits
-        self.authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
+        self.authority = authority(host, port).encode()
         self._idle: IdleConnections[HTTPClientProtocol] = IdleConnections(
             limits, clock, HTTPClientProtocol.close, self._sizeNow
         )

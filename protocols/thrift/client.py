@@ -233,7 +233,7 @@ class ThriftEndpointClient:
     ) -> None:
         self.config = config
         self.protocol: ThriftProtocol = config.wireProtocol()
-        self.name = f"{address.host}:{address.port}"
+        self.name = address.authority
         self.limits = limits
         self._clock: IReactorTime = reactor
         self._endpoint = clientEndpoint(tls, _endpoint(reactor, address, connectTimeout))
