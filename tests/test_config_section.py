@@ -149,6 +149,8 @@ class GetTests(SynchronousTestCase):
             ("2001-13-45", str, "not a valid timestamp: '2001-13-45'"),
             ("9" * 5000, int, "too many digits (at most 4300)"),
             ("1" + "0" * 400, float, "too large a number"),
+            (".nan", float, "expected a finite number, got .nan"),
+            ("-.inf", float, "expected a finite number, got -.inf"),
         ]
         for text, wanted, message in cases:
             found = problems(f"a: {text}\n", lambda top, t=wanted: (top.get("a", t), top.plain()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
@@ -392,9 +393,12 @@ class Section:
             return (True, self.document.scalar(node))
         if t is float and tag in ("int", "float"):
             try:
-                return (True, float(self.document.scalar(node)))  # type: ignore[arg-type]
+                number = float(self.document.scalar(node))  # type: ignore[arg-type]
             except OverflowError:
                 raise ValueError("too large a number") from None
+            if not math.isfinite(number):
+                raise ValueError(f"expected a finite number, got {node.value}")
+            return (True, number)
         return (False, None)
 
     def _plain(self, node: Node, path: str, depth: int) -> object:
