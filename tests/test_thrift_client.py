@@ -181,6 +181,24 @@ class PoolTests(TestCase):
         yield self.assertFailure(client(makeCall("a", 1)), BackendProtocolError)
 
     @inlineCallbacks
+    def test_replyNamedForAnotherCall(self) -> Any:
+        """
+        A reply must name its call: a backend answering a oneway call (whose
+        reply reaches the next call with the same seqid) fails that call
+        rather than answering it; a multiplexed C{Service:method} call may be
+        answered as C{method}.
+        """
+
+        def script(c: _Scripted, m: Message) -> None:
+            name = "note" if m.name == "ping" else m.name.partition(":")[2]
+            reply = encodeMessage(BINARY, name, MessageType.REPLY, m.seqid, b"\x00")
+            c.transport.write(frame(True, reply))  # type: ignore[union-attr]
+
+        _, client = self.setUpBackend(script)
+        yield self.assertFailure(client(makeCall("ping", 1)), BackendProtocolError)
+        self.assertEqual((yield client(makeCall("Calc:add", 2))).name, "add")
+
+    @inlineCallbacks
     def test_twoRepliesCloseConnection(self) -> Any:
         """
         Bytes after a call's reply close the connection: the call queued

@@ -56,7 +56,7 @@ from .codec import (
 )
 from .config import ThriftClientConfig
 from .identifier import ThriftCall
-from .ttwitter import RequestHeader, upgradeCall
+from .ttwitter import UPGRADE_METHOD, RequestHeader, upgradeCall
 
 __all__ = [
     "BackendConnectionLost",
@@ -97,6 +97,7 @@ class _Connection(Protocol):
         )
         self._pending: Deferred[Message] | None = None
         self._seqid = 0
+        self._name = ""
         self._releasing = False
         self.born = self.lastUsed = 0.0
         self.upgraded = False
@@ -111,14 +112,15 @@ class _Connection(Protocol):
     def write(self, data: bytes) -> None:
         write(self.transport, data)
 
-    def send(self, data: bytes, seqid: int, release: bool = True) -> Deferred[Message]:
+    def send(self, data: bytes, seqid: int, name: str, release: bool = True) -> Deferred[Message]:
         """
-        Write a two-way call; fire with its reply, after giving the
+        Write the two-way call C{name}; fire with its reply, after giving the
         connection back to the pool if C{release}.
         """
         d: Deferred[Message] = Deferred(self._cancel)
         self._pending = d
         self._seqid = seqid
+        self._name = name
         self._releasing = release
         write(self.transport, data)
         return d
@@ -128,7 +130,7 @@ class _Connection(Protocol):
             self.upgraded = self._decoder.prefixed = reply.type is not MessageType.EXCEPTION
 
         call = frame(self._framed, upgradeCall(self._protocol))
-        return self.send(call, 0, release=False).addCallback(upgraded)
+        return self.send(call, 0, UPGRADE_METHOD, release=False).addCallback(upgraded)
 
     def _cancel(self, d: Deferred[Message]) -> None:
         self._pending = None
@@ -162,6 +164,14 @@ class _Connection(Protocol):
                 BackendProtocolError(
                     f"{self._pool.name} answered seqid {reply.seqid} to seqid {self._seqid}"
                 )
+            )
+            return
+        name = self._name
+        if reply.name != name and not name.endswith(":" + reply.name):
+            # A multiplexed call (Service:method) may be answered as method.
+            self._pending = pending
+            self._fail(
+                BackendProtocolError(f"{self._pool.name} answered {reply.name!r} to {name!r}")
             )
             return
         if self._decoder.pending:
@@ -290,7 +300,7 @@ class ThriftEndpointClient:
             conn.write(data)
             self._release(conn)
             return succeed(None)
-        return conn.send(data, call.message.seqid)  # type: ignore[return-value]
+        return conn.send(data, call.message.seqid, call.message.name)  # type: ignore[return-value]
 
     def _acquire(self) -> Deferred[_Connection]:
         """A new connection, or a place in the queue (no connection is idle)."""
