@@ -150,6 +150,7 @@ class GetTests(SynchronousTestCase):
             ("9" * 5000, int, "too many digits (at most 4300)"),
             ("1" + "0" * 400, float, "too large a number"),
             (".nan", float, "expected a finite number, got .nan"),
+            ("2147483648", int, "out of range: integers are at most 2147483647, as in Linkerd"),
             ("-.inf", float, "expected a finite number, got -.inf"),
         ]
         for text, wanted, message in cases:

@@ -48,6 +48,11 @@ REQUIRED = _Required.REQUIRED
 """The C{default} of a key that must be present."""
 
 
+_INT_MAX = 2**31 - 1
+_INT_MIN = -(2**31)
+"""Linkerd reads integer settings as 32-bit integers; so do we, refusing the rest."""
+
+
 def _oneLine(text: str) -> str:
     """
     C{text} with line breaks and other unprintable characters escaped, so
@@ -390,7 +395,10 @@ class Section:
         if t is bool:
             return (tag == "bool", self.document.scalar(node) if tag == "bool" else None)
         if t is int and tag == "int":
-            return (True, self.document.scalar(node))
+            value = self.document.scalar(node)
+            if not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+                raise ValueError(f"out of range: integers are at most {_INT_MAX}, as in Linkerd")
+            return (True, value)
         if t is float and tag in ("int", "float"):
             try:
                 number = float(self.document.scalar(node))  # type: ignore[arg-type]
