@@ -119,11 +119,18 @@ routers:
                 "l.yaml:5:9: routers[0].dtab: not a dtab: " + found[1].split("not a dtab: ")[1],
                 "l.yaml:6:3: routers[0].dstPrefx: unknown key (did you mean 'dstPrefix'?)",
                 "l.yaml:7:20: routers[0].servers[0].port: expected an integer, got a string",
-                "l.yaml:7:29: routers[0].servers[0].ip: 'nowhere' is not an IP address",
+                "l.yaml:7:29: routers[0].servers[0].ip: 'nowhere' is not an IP address"
+                " or a host name that resolves: " + found[4].split("resolves: ")[1],
                 "l.yaml:8:13: routers[1].protocol: protocol 'h2' is not supported"
                 " (supported: test.line)",
             ],
         )
+
+    def test_hostNames(self) -> None:
+        """Like Linkerd's InetAddress keys, C{ip} takes a name, resolved at once."""
+        config = self.parse(MINIMAL + "  servers: [{ip: localhost}]\nadmin: {ip: localhost}\n")
+        self.assertEqual(config.routers[0].servers[0].ip, "127.0.0.1")
+        self.assertEqual(config.admin.ip, "127.0.0.1")
 
     def test_requiredRouters(self) -> None:
         self.assertEqual(

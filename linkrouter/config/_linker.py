@@ -7,6 +7,7 @@ C{telemetry} and C{usage}.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from typing import IO, Any
 
@@ -153,12 +154,24 @@ class LinkerConfig:
 
 
 def _ip(section: Section, key: str, default: str) -> str:
+    """
+    An IP address, or a host name resolved once, now, to its first address,
+    IPv4 first as Java does (Linkerd reads these keys as C{InetAddress}es,
+    which allow names).
+    """
     text = section.get(key, str, default) or default
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        section.error(f"{text!r} is not an IP address", key)
+        pass
+    try:
+        found = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        section.error(f"{text!r} is not an IP address or a host name that resolves: {reason}", key)
         return default
+    found.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(found[0][4][0])
 
 
 def _port(section: Section, key: str, default: Any) -> int:
