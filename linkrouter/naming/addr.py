@@ -32,11 +32,6 @@ class Address:
     meta: Meta = frozenset()
 
     @property
-    def authority(self) -> str:
-        """C{host:port}, with an IPv6 host in brackets."""
-        return authority(self.host, self.port)
-
-    @property
     def weight(self) -> float:
         """The C{weight} (or C{namer_nametree_weight}) metadata, default 1.0."""
         meta = dict(self.meta)

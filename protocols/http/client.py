@@ -233,10 +233,10 @@ class HTTPClientProtocol(Protocol):
     def _timedOut(self, message: str) -> None:
         log.info(
             "closing connection to {peer}: {message}",
-            peer=self.pool.authority.decode(),
+            peer=self.pool.name,
             message=message,
         )
-        self._error(ConnectionClosed(f"{self.pool.authority.decode()}: {message}"))
+        self._error(ConnectionClosed(f"{self.pool.name}: {message}"))
 
     # -- IPushProducer for the response body
 
@@ -264,7 +264,7 @@ class HTTPClientProtocol(Protocol):
             body.write(data)
             return
         if self._call is None:
-            log.info("unexpected data from {peer}, closing", peer=self.pool.authority.decode())
+            log.info("unexpected data from {peer}, closing", peer=self.pool.name)
             self.abort()
             return
         # Hand the connection back only once the whole read is parsed: bytes
@@ -290,7 +290,7 @@ class HTTPClientProtocol(Protocol):
                 self._error(e.__context__)
                 return
             if isinstance(e.__context__, _Unsolicited):
-                what = f"{e.__context__} from {self.pool.authority.decode()}"
+                what = f"{e.__context__} from {self.pool.name}"
                 log.info("{what}, closing", what=what)
                 self._idleLater = False
                 self._error(MalformedResponse(what))
@@ -305,8 +305,7 @@ class HTTPClientProtocol(Protocol):
                 if end >= 0 and data[end + 4 :]:
                     self.dataReceived(data[end + 4 :])
                 return
-            authority = self.pool.authority.decode()
-            self._error(MalformedResponse(f"malformed response from {authority}: {e}"))
+            self._error(MalformedResponse(f"malformed response from {self.pool.name}: {e}"))
         if self._resetParser:
             self._resetParser = False
             self._parser = httptools.HttpResponseParser(self)
@@ -377,7 +376,7 @@ class HTTPClientProtocol(Protocol):
     def _checkSize(self, size: int) -> None:
         if 0 <= self._maxBuffered < size:
             raise ResponseTooLarge(
-                f"the response from {self.pool.authority.decode()} exceeds maxResponseKB"
+                f"the response from {self.pool.name} exceeds maxResponseKB"
                 f" ({self.pool.config.maxResponseKB})"
             )
 
@@ -460,20 +459,19 @@ class HTTPClientProtocol(Protocol):
             if body.tunnel or self._untilClose:
                 body.finish()  # tunnels and close-delimited bodies end here
             else:
-                closed = f"{self.pool.authority.decode()} closed mid-response"
-                body.fail(Failure(ConnectionClosed(closed)))
+                body.fail(Failure(ConnectionClosed(f"{self.pool.name} closed mid-response")))
         if call is not None:
             reqBody = call.request.body
             if isinstance(reqBody, BodyStream) and not reqBody.ended:
                 reqBody.stopProducing()
             if not call.deferred.called:
-                authority = self.pool.authority.decode()
+                name = self.pool.name
                 tls = tlsFailure(reason.value)
                 if tls is not None:
-                    message = f"TLS with {authority} failed: {tls}"
+                    message = f"TLS with {name} failed: {tls}"
                 else:
                     message = (
-                        f"connection to {authority} closed before the response:"
+                        f"connection to {name} closed before the response:"
                         f" {reason.getErrorMessage()}"
                     )
                 call.deferred.errback(Failure(ConnectionClosed(message)))
@@ -528,7 +526,8 @@ class HTTPPool:
         self.port = port
         self.config = config or PoolConfig()
         self.limits = limits
-        self.authority = authority(host, port).encode()
+        self.name = authority(host, port)
+        self.authority = self.name.encode()
         self._idle: IdleConnections[HTTPClientProtocol] = IdleConnections(
             limits, clock, HTTPClientProtocol.close, self._sizeNow
         )
@@ -570,7 +569,7 @@ class HTTPPool:
 
     def __call__(self, request: Request) -> Deferred[Response]:
         if self._closed:
-            return fail(ConnectionFailed(f"the pool for {self.authority.decode()} is closed"))
+            return fail(ConnectionFailed(f"the pool for {self.name} is closed"))
         call = _Call(request)
         while (conn := self._idle.pop()) is not None:
             if conn.usable:
@@ -583,8 +582,7 @@ class HTTPPool:
         else:
             return fail(
                 PoolExhausted(
-                    f"{self.authority.decode()}: {self._size} connections and"
-                    f" {len(self._waiters)} waiters"
+                    f"{self.name}: {self._size} connections and {len(self._waiters)} waiters"
                 )
             )
         return call.deferred
@@ -610,9 +608,7 @@ class HTTPPool:
         if not call.deferred.called:
             call.deferred.errback(
                 Failure(
-                    ConnectionFailed(
-                        f"cannot connect to {self.authority.decode()}: {reason.getErrorMessage()}"
-                    )
+                    ConnectionFailed(f"cannot connect to {self.name}: {reason.getErrorMessage()}")
                 )
             )
         self._serveWaiters()

@@ -40,7 +40,7 @@ from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
-from linkrouter.naming import Address
+from linkrouter.naming import Address, authority
 from linkrouter.tls import clientEndpoint, tlsFailure
 
 from .codec import (
@@ -158,21 +158,16 @@ class _Connection(Protocol):
             log.info("{name} sent a reply nobody asked for, closing", name=self._pool.name)
             self._fail(BackendProtocolError(f"{self._pool.name} sent a reply nobody asked for"))
             return
-        if reply.seqid != self._seqid:
-            self._pending = pending
-            self._fail(
-                BackendProtocolError(
-                    f"{self._pool.name} answered seqid {reply.seqid} to seqid {self._seqid}"
-                )
-            )
-            return
         name = self._name
-        if reply.name != name and not name.endswith(":" + reply.name):
+        mismatch = None
+        if reply.seqid != self._seqid:
+            mismatch = f"seqid {reply.seqid} to seqid {self._seqid}"
+        elif reply.name != name and not name.endswith(":" + reply.name):
             # A multiplexed call (Service:method) may be answered as method.
+            mismatch = f"{reply.name!r} to {name!r}"
+        if mismatch is not None:
             self._pending = pending
-            self._fail(
-                BackendProtocolError(f"{self._pool.name} answered {reply.name!r} to {name!r}")
-            )
+            self._fail(BackendProtocolError(f"{self._pool.name} answered {mismatch}"))
             return
         if self._decoder.pending:
             # One call, one reply: what follows it is no later call's reply.
@@ -243,7 +238,7 @@ class ThriftEndpointClient:
     ) -> None:
         self.config = config
         self.protocol: ThriftProtocol = config.wireProtocol()
-        self.name = address.authority
+        self.name = authority(address.host, address.port)
         self.limits = limits
         self._clock: IReactorTime = reactor
         self._endpoint = clientEndpoint(tls, _endpoint(reactor, address, connectTimeout))
