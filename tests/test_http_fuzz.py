@@ -12,8 +12,14 @@ import itertools
 import httptools
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from protocols.http.client import HTTPPool
+from protocols.http.message import BodyStream, Headers, Request
+
+from ._fakes import FakeBackend
 from .test_http_server import Harness
 
 METHODS = [b"GET", b"POST", b"HEAD", b"PUT", b"OPTIONS", b"G\x00T", b""]
@@ -153,14 +159,6 @@ def exchange(pieces: list[bytes], close: bool) -> tuple[str, object]:
     One GET through a pool whose connection receives C{pieces} (then closes,
     if C{close}): what the caller got, as C{(kind, detail)}.
     """
-    from twisted.internet.testing import MemoryReactorClock
-    from twisted.python.failure import Failure
-
-    from protocols.http.client import HTTPPool
-    from protocols.http.message import BodyStream, Headers, Request
-
-    from ._fakes import FakeBackend
-
     reactor = MemoryReactorClock()
     pool = HTTPPool(reactor, reactor, "127.0.0.1", 80)
     backend = FakeBackend(reactor)

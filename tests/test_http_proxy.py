@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.protocol import ClientCreator, Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
@@ -22,21 +22,9 @@ from protocols.http.errors import ConnectionFailed, PoolExhausted
 from protocols.http.message import Request
 from protocols.http.proxy import forwardTo, serve
 
+from .test_http_router import until
+
 reactor: Any = _reactor
-
-
-def until(cond: Callable[[], bool], timeout: float = 5.0) -> Deferred[None]:
-    """Poll C{cond} every 5 ms; fail after C{timeout} seconds."""
-
-    @inlineCallbacks
-    def poll() -> Any:
-        for _ in range(int(timeout / 0.005)):
-            if cond():
-                return
-            yield deferLater(reactor, 0.005, lambda: None)
-        raise AssertionError("condition not met in time")
-
-    return poll()  # type: ignore[no-any-return]
 
 
 class Raw(Protocol):
