@@ -11,7 +11,8 @@ against what this runtime allows.
   engine's duties (no streaming, flow control, pipelining, limits or error
   handling; Content-Length responses only): the parsing floor.
 
-Both write through the engine's own direct-to-socket helper.
+Both run on the router's reactor and write through the engine's own helper
+(linkrouter._transport).
 
 Neither is fit to route traffic; they exist to be measured.
 """
@@ -157,9 +158,9 @@ class _MinimalDown(Protocol):
 
 
 def main(argv: list[str]) -> None:
-    from twisted.internet import epollreactor
+    from linkrouter import _reactor
 
-    epollreactor.install()
+    _reactor.install()  # the router's own reactor, so that the rows compare
     from twisted.internet import reactor
 
     kind, listen, upstream = argv[0], int(argv[1]), int(argv[2])

@@ -4,6 +4,7 @@ The HTTP data path with a fixed destination, for benchmarks/http.py:
     python -m benchmarks.http_proxy LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT
 
 Server, handler (informational headers), keep-alive pool; no router core.
+It runs on the router's reactor (linkrouter._reactor).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import sys
 
 
 def main(argv: list[str]) -> None:
-    from twisted.internet import epollreactor
+    from linkrouter import _reactor
 
-    epollreactor.install()
+    _reactor.install()  # the router's own reactor, so that the rows compare
     from twisted.internet import reactor
 
     from protocols.http.client import HTTPPool

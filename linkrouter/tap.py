@@ -173,6 +173,9 @@ class ReloadOnHangup(Service):
 
 
 def makeService(options: dict[str, Any]) -> IService:
+    from linkrouter import _reactor
+
+    _reactor.install()
     from twisted.internet import reactor
 
     try:

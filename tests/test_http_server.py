@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from protocols.http.message import BodyStream, Headers, Request, Response
 from protocols.http.server import HTTPServerProtocol, ServerConfig
@@ -284,37 +284,3 @@ class ServerTests(SynchronousTestCase):
         stream.pauseProducing()  # what the transport does when its buffer is full
         stream.resumeProducing()
         self.assertEqual(paused, ["pause", "resume"])
-
-
-class DirectWriteTests(TestCase):
-    """
-    L{linkrouter._transport.write} on real TCP connections: bytes written
-    after the peer closed the connection are dropped, as Twisted's own
-    C{write} does.
-    """
-
-    async def test_writeAfterPeerClosed(self) -> None:
-        from twisted.internet import reactor
-        from twisted.internet.protocol import ClientCreator, Protocol, ServerFactory
-
-        from linkrouter._transport import write
-
-        lost: Deferred[None] = Deferred()
-
-        class Closing(Protocol):
-            def connectionMade(self) -> None:
-                assert self.transport is not None
-                self.transport.loseConnection()
-
-        class Client(Protocol):
-            def connectionLost(self, reason: object = None) -> None:
-                lost.callback(None)
-
-        factory = ServerFactory.forProtocol(Closing)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
-        self.addCleanup(port.stopListening)
-        number = port.getHost().port  # type: ignore[attr-defined]
-        client = await ClientCreator(reactor, Client).connectTCP("127.0.0.1", number)
-        await lost
-        assert client.transport is not None
-        write(client.transport, b"after")  # the socket is gone: dropped, not an AttributeError
