@@ -45,7 +45,7 @@ PASSING: set[str] = {
 
 def corpus() -> list[str]:
     root = compatDir()
-    found = glob.glob(os.path.join(root, "*", "*.yaml"))
+    found = glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True)
     return sorted(os.path.relpath(f, root) for f in found)
 
 

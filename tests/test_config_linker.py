@@ -142,6 +142,12 @@ routers:
         self.assertIn("namerd configuration", line)
         self.assertIn("not supported", line)
 
+    def test_kubernetesResource(self) -> None:
+        """A Kubernetes manifest (namerd's k8s storage ships one) gets one problem."""
+        [line] = self.problems("kind: CustomResourceDefinition\napiVersion: v1\nspec: {}\n")
+        self.assertIn("Kubernetes resource (kind CustomResourceDefinition)", line)
+        self.assertIn("not supported", line)
+
     def test_duplicates(self) -> None:
         found = self.problems(
             """

@@ -374,6 +374,15 @@ def parseLinker(top: Section) -> LinkerConfig:
         )
         top.readAll()
         return LinkerConfig(AdminConfig(), ())
+    if not top.has("routers") and top.has("apiVersion") and top.has("kind"):
+        kind = top.get("kind", str)
+        top.error(
+            f"this is a Kubernetes resource (kind {kind}), not a router configuration; "
+            "Kubernetes resources are not supported (supported top-level keys: admin, routers, "
+            "namers, telemetry, usage)"
+        )
+        top.readAll()
+        return LinkerConfig(AdminConfig(), ())
     admin = parseAdmin(top.section("admin"))
     namers = [(s, parseNamer(s)) for s in top.sections("namers")]
     telemetry = top.pluginList("telemetry", ITelemeterPlugin)
