@@ -17,7 +17,8 @@ client-stack cost, issue 5); --engine adds the bare HTTP data path
 what Twisted and httptools cost alone (benchmarks/http_floor.py: a byte
 relay and a minimal HTTP proxy that no router could be).
 
-Prints requests/s (median of the runs) and the ratios to HAProxy, p99
+Prints requests/s (median of the runs) and the ratios to HAProxy, CPU
+time per request of each process it starts (and the kernel's part), p99
 latency added over direct at a fixed 1,000 req/s, RSS with 1,000 idle client
 connections, time from start to the first proxied 200, and RSS around
 streaming 1 MB bodies.
@@ -144,11 +145,12 @@ def rssKB(pid: int) -> int:
     return 0
 
 
-def cpuSeconds(pid: int) -> float:
-    """User plus system CPU time of process C{pid}."""
+def cpuSeconds(pid: int) -> tuple[float, float]:
+    """User and system (kernel) CPU time of process C{pid}."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def wrk(port: int, duration: float) -> float:
@@ -276,7 +278,7 @@ def main() -> None:
 
     try:
         spawn(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work])
-        spawn(["haproxy", "-f", os.path.join(work, "haproxy.cfg"), "-db"])
+        haproxy = spawn(["haproxy", "-f", os.path.join(work, "haproxy.cfg"), "-db"])
         waitPort(backend)
         waitPort(hap)
 
@@ -293,7 +295,7 @@ def main() -> None:
         rssStart = rssKB(proxy.pid)
 
         targets: dict[str, int] = {"direct": backend, "haproxy": hap, "linkrouter": ours}
-        pids: dict[str, int] = {"linkrouter": proxy.pid}
+        pids: dict[str, int] = {"haproxy": haproxy.pid, "linkrouter": proxy.pid}
         if args.simple:
             config, port = written("lr-simple")
             pids["lr-simple"] = router(config).pid
@@ -325,14 +327,17 @@ def main() -> None:
         # CPU time per request is steadier than requests/s on a shared machine.
         rates: dict[str, list[float]] = {name: [] for name in targets}
         cpu: dict[str, list[float]] = {name: [] for name in pids}
+        kernel: dict[str, list[float]] = {name: [] for name in pids}
         for _ in range(args.runs):
             for name, port in targets.items():
-                before = cpuSeconds(pids[name]) if name in pids else 0.0
+                before = cpuSeconds(pids[name]) if name in pids else (0.0, 0.0)
                 rate = wrk(port, args.duration)
                 rates[name].append(rate)
                 if name in pids:
-                    used = cpuSeconds(pids[name]) - before
-                    cpu[name].append(used / (rate * args.duration) * 1e6)
+                    user, system = cpuSeconds(pids[name])
+                    perRequest = 1e6 / (rate * args.duration)
+                    cpu[name].append((user - before[0] + system - before[1]) * perRequest)
+                    kernel[name].append((system - before[1]) * perRequest)
         med = {name: statistics.median(v) for name, v in rates.items()}
 
         p99: dict[str, float] = {}
@@ -362,6 +367,10 @@ def main() -> None:
         row(
             "CPU us/request (median)",
             lambda n: f"{statistics.median(cpu[n]):.1f}" if n in cpu else "-",
+        )
+        row(
+            "  of which kernel",
+            lambda n: f"{statistics.median(kernel[n]):.1f}" if n in kernel else "-",
         )
         row("p99 ms at 1,000 req/s", lambda n: f"{p99[n]:.3f}" if n in p99 else "-")
         print(f"ratio linkrouter/haproxy: {med['linkrouter'] / med['haproxy']:.2f}")
