@@ -1,7 +1,8 @@
 """
 A backend for connection-pool unit tests on a memory reactor: it completes
 the pool's connection attempts and tells which connections the pool closed.
-Protocol tests add how to answer a request.
+Protocol tests add how to answer a request.  Also a producer that records
+the flow control it gets.
 """
 
 from __future__ import annotations
@@ -11,6 +12,22 @@ from typing import Any
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
+
+
+class RecordingProducer:
+    """A push producer (a body source) that records the flow control it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
 
 
 class TCPStringTransport(StringTransport):

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from protocols.http.compression import Compressor, acceptsGzip, isTextual
 from protocols.http.message import BodyStream, Headers, Request, Response
+from tests._fakes import RecordingProducer
 from tests.test_http_router import Backend, RouterCase, raw, simpleRouter
 
 TEXT = b"hello, compressible world. " * 100
@@ -31,22 +32,6 @@ def response(
     body: bytes | BodyStream = TEXT, contentType: bytes = b"text/plain", status: int = 200
 ) -> Response:
     return Response(status, Headers([(b"Content-Type", contentType)]), body)
-
-
-class Source:
-    """A body source recording flow control."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
 
 
 class Sink:
@@ -168,7 +153,7 @@ class StreamTests(SynchronousTestCase):
         A streamed body is compressed piece by piece: each piece is
         decodable as soon as it is written; the end carries the trailers.
         """
-        source = Source()
+        source = RecordingProducer()
         original = BodyStream(source, length=len(TEXT) * 2)
         r = Compressor(-1)(request(), response(original))
         out = r.body
@@ -192,7 +177,7 @@ class StreamTests(SynchronousTestCase):
 
     def test_flowControl(self) -> None:
         """Pausing, resuming or stopping the compressed stream reaches the source."""
-        source = Source()
+        source = RecordingProducer()
         original = BodyStream(source)
         out = Compressor(-1)(request(), response(original)).body
         assert isinstance(out, BodyStream)
@@ -207,7 +192,7 @@ class StreamTests(SynchronousTestCase):
         Before the compressed stream has a consumer, what it holds is bounded:
         the source is paused, and resumed once a consumer attaches.
         """
-        source = Source()
+        source = RecordingProducer()
         original = BodyStream(source)
         out = Compressor(9)(request(), response(original, b"application/octet-stream")).body
         assert isinstance(out, BodyStream)
@@ -219,7 +204,7 @@ class StreamTests(SynchronousTestCase):
         self.assertTrue(sink.data)
 
     def test_error(self) -> None:
-        source = Source()
+        source = RecordingProducer()
         original = BodyStream(source)
         out = Compressor(-1)(request(), response(original)).body
         assert isinstance(out, BodyStream)
@@ -230,7 +215,7 @@ class StreamTests(SynchronousTestCase):
         self.assertEqual(str(sink.error.value), "upstream died")
 
     def test_tunnelLeft(self) -> None:
-        tunnel = BodyStream(Source(), tunnel=True)
+        tunnel = BodyStream(RecordingProducer(), tunnel=True)
         r = Compressor(-1)(request(), response(tunnel, status=101))
         self.assertIs(r.body, tunnel)
 

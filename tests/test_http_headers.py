@@ -17,6 +17,8 @@ from protocols.http import headers as l5d
 from protocols.http.accesslog import AccessLog, AccessLogConfig, rollPolicyError
 from protocols.http.message import BodyStream, Headers, Request, Response, parseHeaders
 
+from ._fakes import RecordingProducer
+
 
 class FakeServer:
     def __init__(self) -> None:
@@ -195,19 +197,9 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(hosts, 2)
 
     def test_streamBuffersThenPausesSource(self) -> None:
-        events: list[str] = []
-
-        class Source:
-            def pauseProducing(self) -> None:
-                events.append("pause")
-
-            def resumeProducing(self) -> None:
-                events.append("resume")
-
-            def stopProducing(self) -> None:
-                events.append("stop")
-
-        stream = BodyStream(Source(), highWater=10)
+        source = RecordingProducer()
+        events = source.calls
+        stream = BodyStream(source, highWater=10)
         stream.write(b"12345")
         stream.write(b"678901")
         self.assertEqual(events, ["pause"])
@@ -227,7 +219,7 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(events, ["pause", "resume"])
         stream.finish()
         self.assertEqual(got, [b"12345", b"678901", "end"])
-        other = BodyStream(Source())
+        other = BodyStream(source)
         other.stopProducing()
         self.assertEqual(events[-1], "stop")
 

@@ -11,6 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from protocols.http.message import BodyStream, Headers, Request, Response
 from protocols.http.server import HTTPServerProtocol, ServerConfig
 
+from ._fakes import RecordingProducer
+
 
 class Harness:
     """A server connection whose handler records requests and their Deferreds."""
@@ -266,19 +268,9 @@ class ServerTests(SynchronousTestCase):
     def test_slowConsumerPausesSource(self) -> None:
         h = Harness()
         h.feed(b"GET / HTTP/1.1\r\n\r\n")
-        paused: list[str] = []
-
-        class Source:
-            def pauseProducing(self) -> None:
-                paused.append("pause")
-
-            def resumeProducing(self) -> None:
-                paused.append("resume")
-
-            def stopProducing(self) -> None:
-                paused.append("stop")
-
-        stream = BodyStream(Source())
+        source = RecordingProducer()
+        paused = source.calls
+        stream = BodyStream(source)
         h.pending[0].callback(Response(200, body=stream))
         self.assertIs(h.transport.producer, stream)
         stream.pauseProducing()  # what the transport does when its buffer is full

@@ -10,11 +10,12 @@ import subprocess
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ClientCreator, Protocol, ServerFactory
+from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from linkrouter import _reactor
+
+from .test_transport import closingClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,17 +75,7 @@ class DispatchTests(TestCase):
         connection closed, as on Twisted's own reactor: dispatching without
         the log context loses no error.
         """
-        lost: Deferred[None] = Deferred()
-
-        class Client(Protocol):
-            def connectionLost(self, reason: object = None) -> None:
-                lost.callback(None)
-
-        factory = ServerFactory.forProtocol(_Broken)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
-        self.addCleanup(port.stopListening)
-        number = port.getHost().port  # type: ignore[attr-defined]
-        client = await ClientCreator(reactor, Client).connectTCP("127.0.0.1", number)
+        client, lost = await closingClient(self, _Broken)
         assert client.transport is not None
         client.transport.write(b"boom")
         await lost

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ClientCreator, Protocol, ServerFactory
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from linkrouter import _transport
 from linkrouter._transport import write
+
+from ._fakes import RecordingProducer
 
 
 class _Collector(Protocol):
@@ -35,19 +35,23 @@ class _Collector(Protocol):
         self.lost.callback(b"".join(self.received))
 
 
-@implementer(IPushProducer)
-class _Producer:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
+async def closingClient(test: TestCase, server: type[Protocol]) -> tuple[Protocol, Deferred[None]]:
+    """
+    A loopback connection to a server of C{server} protocols: the client
+    protocol and a Deferred that fires when the client's connection is lost.
+    """
+    lost: Deferred[None] = Deferred()
 
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
+    class Client(Protocol):
+        def connectionLost(self, reason: object = None) -> None:
+            lost.callback(None)
 
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
+    factory = ServerFactory.forProtocol(server)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
+    test.addCleanup(port.stopListening)
+    number = port.getHost().port  # type: ignore[attr-defined]
+    client = await ClientCreator(reactor, Client).connectTCP("127.0.0.1", number)
+    return client, lost
 
 
 class WriteTests(TestCase):
@@ -144,7 +148,7 @@ class WriteTests(TestCase):
         client, server = await self.connect()
         t = client.transport
         assert t is not None
-        producer = _Producer()
+        producer = RecordingProducer()
         t.registerProducer(producer, True)  # type: ignore[attr-defined]
         write(t, b"x" * 1000)
         self.assertEqual(producer.calls, [])
@@ -166,22 +170,13 @@ class WriteTests(TestCase):
 
     async def test_writeAfterPeerClosed(self) -> None:
         """Bytes written after the peer closed are dropped, not an error."""
-        lost: Deferred[None] = Deferred()
 
         class Closing(Protocol):
             def connectionMade(self) -> None:
                 assert self.transport is not None
                 self.transport.loseConnection()
 
-        class Client(Protocol):
-            def connectionLost(self, reason: object = None) -> None:
-                lost.callback(None)
-
-        factory = ServerFactory.forProtocol(Closing)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
-        self.addCleanup(port.stopListening)
-        number = port.getHost().port  # type: ignore[attr-defined]
-        client = await ClientCreator(reactor, Client).connectTCP("127.0.0.1", number)
+        client, lost = await closingClient(self, Closing)
         await lost
         assert client.transport is not None
         write(client.transport, b"after")  # the socket is gone: dropped, not an AttributeError
