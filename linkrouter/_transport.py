@@ -6,11 +6,17 @@ A router answers many connections in one reactor turn.  Sending each
 message as soon as it is written would wake the peer behind it once per
 message; on loopback, where the peers run on the other cores, those wake-ups
 cost more than the sends themselves.  So L{write} holds small writes to a
-TCP connection in the transport's own buffer, and one flush at the end of
-the turn (a C{callLater(0)}, which the reactor runs right after the events
-it has just polled) sends each connection's bytes with one C{send}.  The
-peers then wake once for a batch of messages, and no writer is registered
-with the reactor unless a socket's buffer is full.
+TCP connection in the transport's own buffer, and one L{flush} at the end
+of the turn sends each connection's bytes with one C{send}.  The peers then
+wake once for a batch of messages, and no writer is registered with the
+reactor unless a socket's buffer is full.
+
+The router's reactor (L{linkrouter._reactor}) calls L{flush} itself right
+after dispatching a turn's events; a reactor that does not (its class has
+no true C{flushesHeldWrites}) gets a C{callLater(0)}, which it runs right
+after the events it has just polled.  Both send at the same point; the
+reactor's own call saves a timed call per turn, which at moderate load
+showed as about 60 microseconds more median latency.
 
 The bytes are in the transport's buffer from the moment they are written,
 so everything Twisted does with a buffer still holds: C{loseConnection}
@@ -50,8 +56,8 @@ def write(transport: object, data: bytes) -> None:
         and t._tempDataLen + len(data) <= t.bufferSize  # type: ignore[attr-defined]
     ):
         if not t._tempDataBuffer:  # type: ignore[attr-defined]
-            if not _held:
-                t.reactor.callLater(0, _flush)  # type: ignore[attr-defined]
+            if not _held and not getattr(t.reactor, "flushesHeldWrites", False):  # type: ignore[attr-defined]
+                t.reactor.callLater(0, flush)  # type: ignore[attr-defined]
             _held.append(t)  # type: ignore[arg-type]
         t._tempDataBuffer.append(data)  # type: ignore[attr-defined]
         t._tempDataLen += len(data)  # type: ignore[attr-defined]
@@ -59,7 +65,7 @@ def write(transport: object, data: bytes) -> None:
     t.write(data)  # type: ignore[attr-defined]
 
 
-def _flush() -> None:
+def flush() -> None:
     """
     Send what this turn held, one C{send} per connection.  What a socket
     does not take is handed to the transport, which registers with the

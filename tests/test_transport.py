@@ -12,7 +12,7 @@ from twisted.internet.protocol import ClientCreator, Protocol, ServerFactory
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from linkrouter import _transport
+from linkrouter import _reactor, _transport
 from linkrouter._transport import write
 
 from ._fakes import RecordingProducer
@@ -95,12 +95,36 @@ class WriteTests(TestCase):
         write(t, b"three")
         self.assertEqual(t._tempDataBuffer, [b"one ", b"two ", b"three"])  # type: ignore[union-attr]
         self.assertEqual(_transport._held, [t])
+        # The suite's reactor (the router's) flushes by itself: no timed call.
+        self.assertNotIn(_transport.flush, [c.func for c in reactor.getDelayedCalls()])  # type: ignore[attr-defined]
         await server.arrived
         self.assertEqual(t._tempDataBuffer, [])  # type: ignore[union-attr]
         self.assertEqual(_transport._held, [])
         while len(b"".join(server.received)) < 13:
             await deferLater(reactor, 0.001, lambda: None)  # type: ignore[arg-type]
         self.assertEqual(b"".join(server.received), b"one two three")
+
+    async def test_writtenByATimedCall(self) -> None:
+        """
+        Bytes written by a timed call on an idle connection leave before
+        the reactor waits for events again, not when some event next comes.
+        """
+        client, server = await self.connect()
+        reactor.callLater(0.01, write, client.transport, b"from a timer")  # type: ignore[attr-defined]
+        await server.arrived.addTimeout(5, reactor)
+        self.assertEqual(b"".join(server.received), b"from a timer")
+
+    async def test_otherReactorsGetATimedCall(self) -> None:
+        """
+        On a reactor that does not flush held writes itself, a timed call
+        at the end of the turn does.
+        """
+        client, server = await self.connect()
+        self.patch(_reactor.EPollReactor, "flushesHeldWrites", False)
+        write(client.transport, b"later")
+        self.assertIn(_transport.flush, [c.func for c in reactor.getDelayedCalls()])  # type: ignore[attr-defined]
+        await server.arrived
+        self.assertEqual(b"".join(server.received), b"later")
 
     async def test_loseConnectionSendsHeldBytes(self) -> None:
         """C{loseConnection} right after a write sends the bytes, then closes."""
