@@ -97,10 +97,13 @@ routers:
 
 
 def runProxy(backendPort: int) -> None:
-    """The router as C{linkrouter} runs it: the plugin builds it from YAML."""
-    from twisted.internet import epollreactor
+    """
+    The router as C{linkrouter} runs it: the plugin builds it from YAML, on
+    the router's reactor.
+    """
+    from linkrouter import _reactor as ours
 
-    epollreactor.install()
+    ours.install()
     from twisted.internet import reactor as _reactor
 
     from linkrouter._plugins import PluginRegistry
