@@ -8,11 +8,13 @@ same for every protocol.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -24,6 +26,38 @@ from linkrouter.logs import logObserver
 from .router import Router
 
 log = Logger(observer=logObserver)
+
+
+def listen(reactor: Any, server: ServerConfig, factory: IProtocolFactory) -> IListeningPort:
+    """
+    Listen on C{server}'s address with its C{socketOptions}: C{backlog},
+    C{reuseAddr} (C{SO_REUSEADDR}, on by default as in Linkerd) and
+    C{reusePort} (C{SO_REUSEPORT}: several processes, each with its own
+    listening socket, share the port and the kernel spreads new connections
+    over them).  Twisted's C{listenTCP} always sets C{SO_REUSEADDR} and never
+    C{SO_REUSEPORT}, so other combinations build the socket here and hand it
+    to the reactor (C{adoptStreamPort}).  Fails with C{CannotListenError}
+    as C{listenTCP} does.
+    """
+    options = server.socketOptions
+    backlog = options.backlog or 1024
+    if options.reuseAddr and not options.reusePort:
+        return reactor.listenTCP(  # type: ignore[no-any-return]
+            server.port, factory, backlog=backlog, interface=server.ip
+        )
+    family = socket.AF_INET6 if ":" in server.ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            if options.reuseAddr:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if options.reusePort:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((server.ip, server.port))
+            sock.listen(backlog)
+        except OSError as e:
+            raise CannotListenError(server.ip, server.port, e) from e
+        sock.setblocking(False)
+        return reactor.adoptStreamPort(sock.fileno(), family, factory)  # type: ignore[no-any-return]
 
 
 @implementer(IDrainable)
@@ -74,12 +108,7 @@ class RouterService(Service):
         """
         try:
             for server, factory in self.servers:
-                port = self.reactor.listenTCP(
-                    server.port,
-                    factory,
-                    backlog=server.socketOptions.backlog or 1024,
-                    interface=server.ip,
-                )
+                port = listen(self.reactor, server, factory)
                 self.ports.append(port)
                 self.listening(server, factory, port)
                 log.info(
