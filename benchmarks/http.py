@@ -3,6 +3,7 @@ HTTP/1.1 proxy benchmark: direct vs HAProxy (one thread) vs linkrouter, all
 in front of the same nginx (one worker, 12-byte body) on loopback.
 
     python -m benchmarks.http [--runs 3] [--duration 5] [--simple] [--engine] [--floor]
+                              [--processes N] [--python PATH]
     python -m benchmarks.http --router CONFIG --router-port 4140 --backend-port 8080
 
 Needs the Debian packages nginx, haproxy and wrk.  linkrouter runs as
@@ -15,7 +16,9 @@ must listen on --router-port and route to nginx on --backend-port.
 client-stack cost, issue 5); --engine adds the bare HTTP data path
 (benchmarks/http_proxy.py, fixed destination, no router core); --floor adds
 what Twisted and httptools cost alone (benchmarks/http_floor.py: a byte
-relay and a minimal HTTP proxy that no router could be).
+relay and a minimal HTTP proxy that no router could be); --processes N adds
+one row for N routers sharing one port through the servers' reusePort, the
+way to use more cores (their CPU and RSS are summed).
 
 Prints requests/s (median of the runs) and the ratios to HAProxy, CPU
 time per request of each process it starts (and the kernel's part), p99
@@ -90,6 +93,8 @@ routers:
   servers:
   - ip: 127.0.0.1
     port: {port}
+    socketOptions:
+      reusePort: {reusePort}
   client:
     loadBalancer:
       kind: {balancer}
@@ -145,12 +150,16 @@ def rssKB(pid: int) -> int:
     return 0
 
 
-def cpuSeconds(pid: int) -> tuple[float, float]:
-    """User and system (kernel) CPU time of process C{pid}."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+def cpuOf(pids: list[int]) -> tuple[float, float]:
+    """User and system (kernel) CPU time of the processes C{pids}, summed."""
+    user = system = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+    return user, system
 
 
 def wrk(port: int, duration: float) -> float:
@@ -228,6 +237,12 @@ def main() -> None:
     )
     parser.add_argument("--engine", action="store_true", help="also the bare HTTP data path")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also N routers sharing one port (servers' reusePort), as one row",
+    )
+    parser.add_argument(
         "--python",
         default=sys.executable,
         help="the interpreter that runs the routers (with Twisted and httptools installed)",
@@ -264,14 +279,19 @@ def main() -> None:
         command = [*twistd, "-n", "--pidfile=", "linkrouter", "-c", config]
         return spawn(command, env=env, cwd=ROOT)
 
-    def written(name: str) -> tuple[str, int]:
+    def written(name: str, port: int = 0, copy: str = "") -> tuple[str, int]:
         balancer, accrual = VARIANTS[name]
-        port = freePort()
-        path = os.path.join(work, f"{name}.yaml")
+        port = port or freePort()
+        path = os.path.join(work, f"{name}{copy}.yaml")
         with open(path, "w") as conf:
             conf.write(
                 ROUTER_CONF.format(
-                    admin=freePort(), backend=backend, port=port, balancer=balancer, accrual=accrual
+                    admin=freePort(),
+                    backend=backend,
+                    port=port,
+                    balancer=balancer,
+                    accrual=accrual,
+                    reusePort="true" if copy else "false",
                 )
             )
         return path, port
@@ -295,32 +315,43 @@ def main() -> None:
         rssStart = rssKB(proxy.pid)
 
         targets: dict[str, int] = {"direct": backend, "haproxy": hap, "linkrouter": ours}
-        pids: dict[str, int] = {"haproxy": haproxy.pid, "linkrouter": proxy.pid}
+        pids: dict[str, list[int]] = {"haproxy": [haproxy.pid], "linkrouter": [proxy.pid]}
         if args.simple:
             config, port = written("lr-simple")
-            pids["lr-simple"] = router(config).pid
+            pids["lr-simple"] = [router(config).pid]
             waitFor200(port, time.monotonic())
             targets["lr-simple"] = port
         if args.engine:
             port = freePort()
-            pids["engine"] = spawn(
-                [
-                    args.python,
-                    "-m",
-                    "benchmarks.http_proxy",
-                    str(port),
-                    "127.0.0.1",
-                    str(backend),
-                ],
-                env=env,
-                cwd=ROOT,
-            ).pid
+            pids["engine"] = [
+                spawn(
+                    [
+                        args.python,
+                        "-m",
+                        "benchmarks.http_proxy",
+                        str(port),
+                        "127.0.0.1",
+                        str(backend),
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                ).pid
+            ]
             waitFor200(port, time.monotonic())
             targets["engine"] = port
+        if args.processes > 1:
+            port = freePort()
+            shared = f"linkrouter x{args.processes}"
+            pids[shared] = []
+            for n in range(args.processes):
+                config, _ = written("linkrouter", port, f"-{n}")
+                pids[shared].append(router(config).pid)
+            waitFor200(port, time.monotonic())
+            targets[shared] = port
         for kind in ("relay", "minimal") if args.floor else ():
             port = freePort()
             command = [args.python, "-m", "benchmarks.http_floor", kind, str(port), str(backend)]
-            pids[kind] = spawn(command, env=env, cwd=ROOT).pid
+            pids[kind] = [spawn(command, env=env, cwd=ROOT).pid]
             waitFor200(port, time.monotonic())
             targets[kind] = port
 
@@ -330,11 +361,11 @@ def main() -> None:
         kernel: dict[str, list[float]] = {name: [] for name in pids}
         for _ in range(args.runs):
             for name, port in targets.items():
-                before = cpuSeconds(pids[name]) if name in pids else (0.0, 0.0)
+                before = cpuOf(pids.get(name, []))
                 rate = wrk(port, args.duration)
                 rates[name].append(rate)
                 if name in pids:
-                    user, system = cpuSeconds(pids[name])
+                    user, system = cpuOf(pids[name])
                     perRequest = 1e6 / (rate * args.duration)
                     cpu[name].append((user - before[0] + system - before[1]) * perRequest)
                     kernel[name].append((system - before[1]) * perRequest)
@@ -388,6 +419,9 @@ def main() -> None:
             f"{rssIdle / 1024:.1f} MB with 1,000 idle client connections"
         )
         print(f"start to first proxied 200: {startup * 1000:.0f} ms")
+        if args.processes > 1:
+            total = sum(rssKB(pid) for pid in pids[shared])
+            print(f"{shared} (reusePort): RSS {total / 1024:.1f} MB summed over the processes")
         print(
             f"RSS around 5 x 1 MB streamed responses (slow reader): "
             f"{rssBeforeBig / 1024:.1f} MB -> {rssAfterBig / 1024:.1f} MB"
