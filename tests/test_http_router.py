@@ -668,6 +668,27 @@ routers:
         self.assertEqual(router.metric(f"rt/http/{client}/pool_waiters").read(), 0.0)
 
     @inlineCallbacks
+    def test_madeUpHostsAreBounded(self) -> Any:
+        """
+        A flood of made-up C{Host} names keeps at most about
+        C{bindingCache.paths} destinations and their metrics; every
+        request is still answered.
+        """
+        a = Backend(self, "A")
+        router = simpleRouter(self, f"/svc/* => {a.inet};", "  bindingCache: {paths: 10}")
+        for n in range(40):
+            answer = yield self.request(router, f"made-up-{n}")
+            self.assertEqual(answer.code, 200)
+        scopes = {
+            "/".join(names[3:-1])
+            for names, _ in router.linker.metrics.items()
+            if names[:3] == ("rt", "http", "service") and names[-1] == "requests"
+        }
+        self.assertLessEqual(len(scopes), 10)
+        self.assertIn("svc/made-up-39", scopes)
+        self.assertLessEqual(len(router.service.router._services), 10)
+
+    @inlineCallbacks
     def test_gracefulStop(self) -> Any:
         """
         Stopping waits for a request in flight: its client gets the whole

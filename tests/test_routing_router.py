@@ -105,7 +105,10 @@ class RouterTests(SynchronousTestCase):
         self.built: dict[Path, RecordingClient] = {}
         self.services: list[Path] = []
         self.evicted: list[tuple[str, str]] = []
-        self.router = Router(
+        self.router = self.makeRouter()
+
+    def makeRouter(self, maxServices: int = 1000, maxClients: int = 1000) -> Router:
+        return Router(
             "http",
             Dtab.read("/svc=>/#/test"),
             self.interpreter,
@@ -115,6 +118,8 @@ class RouterTests(SynchronousTestCase):
             bindingTimeout=2.0,
             idleTtl=60.0,
             onEvict=lambda kind, name: self.evicted.append((kind, name)),
+            maxServices=maxServices,
+            maxClients=maxClients,
         )
 
     def newClient(self, b: Bound) -> IClient:
@@ -264,6 +269,71 @@ class RouterTests(SynchronousTestCase):
         self.clock.advance(61)
         self.assertTrue(self.built[Path.of("#", "test", "users")].closed)
         self.assertEqual(self.router.boundNames(), [])
+
+    def test_idleOverrideKeepsTheNamesMetrics(self) -> None:
+        """
+        A destination made by a per-request dtab shares its name's metrics:
+        when it idles out while the plain destination is in use, the
+        metrics stay.
+        """
+        self.namer.set("users", Leaf(bound("users")))
+        self.namer.set("canary", Leaf(bound("canary")))
+        self.successResultOf(self.route("users", "/svc/users=>/#/test/canary"))
+        self.router.start()
+        for _ in range(4):
+            self.clock.advance(16)
+            self.successResultOf(self.route("users"))
+        self.assertEqual(len(self.services), 2)
+        self.assertEqual(self.namer.watching, 1)  # the override's destination is gone
+        self.assertNotIn(("service", "/svc/users"), self.evicted)
+        self.clock.advance(61)
+        self.clock.advance(61)
+        self.assertIn(("client", "/#/test/canary"), self.evicted)
+        self.assertIn(("service", "/svc/users"), self.evicted)
+
+    def test_destinationsBounded(self) -> None:
+        """
+        C{bindingCache.paths}: a miss in a full cache retires the tenth used
+        least recently, with its metrics; a retired destination finishes
+        its requests and is closed by a later sweep.
+        """
+        self.router = self.makeRouter(maxServices=20)
+        for n in range(20):
+            self.namer.set(f"s{n}", Leaf(bound(f"s{n}")))
+            self.successResultOf(self.route(f"s{n}"))
+            self.clock.advance(1)
+        self.successResultOf(self.route("s0"))  # now the most recent
+        self.namer.set("new", Leaf(bound("new")))
+        self.successResultOf(self.route("new"))
+        evicted = [name for kind, name in self.evicted if kind == "service"]
+        self.assertEqual(evicted, ["/svc/s1", "/svc/s2"])
+        self.assertEqual(self.namer.watching, 21)
+        self.router.start()
+        self.clock.advance(15)
+        self.clock.advance(15)
+        self.assertEqual(self.namer.watching, 19)
+        self.assertEqual(len(self.router._services), 19)
+        self.successResultOf(self.route("s1"))  # bound again
+        self.assertEqual(self.services.count(Path.of("svc", "s1")), 2)
+
+    def test_clientsBoundedUnlessInUse(self) -> None:
+        """
+        C{bindingCache.clients}: a miss in a full client cache closes
+        clients no destination uses, never one in use, so the cache may
+        hold more than its size while they are all in use.
+        """
+        self.router = self.makeRouter(maxClients=2)
+        for name in ("a", "b", "c"):
+            self.namer.set(name, Leaf(bound(name)))
+            self.successResultOf(self.route(name))
+        self.assertEqual(len(self.router.boundNames()), 3)
+        self.namer.set("a", Leaf(bound("b")))  # /svc/a now shares b's client
+        self.namer.set("d", Leaf(bound("d")))
+        self.successResultOf(self.route("d"))
+        self.assertTrue(self.built[Path.of("#", "test", "a")].closed)
+        self.assertIn(("client", "/#/test/a"), self.evicted)
+        self.assertEqual(self.router.boundNames(), ["/#/test/b", "/#/test/c", "/#/test/d"])
+        self.assertEqual(self.successResultOf(self.route("a"))[0], "/#/test/b")
 
     def test_setDtab(self) -> None:
         """

@@ -174,9 +174,10 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         return retrying
 
     def evict(kind: str, name: str) -> None:
-        remove = getattr(stats, "remove", None)
-        if remove is not None:
-            remove(kind, name.lstrip("/"))
+        # The scope newService or newClient recorded under (name is a path's show).
+        close = getattr(stats.scope(kind, name[1:]), "close", None)
+        if close is not None:
+            close()
 
     router = Router(
         config.label,
@@ -187,6 +188,8 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         clock,
         bindingTimeout=config.bindingTimeoutMs / 1000.0,
         idleTtl=float(config.bindingCache.idleTtlSecs),
+        maxServices=config.bindingCache.paths,
+        maxClients=config.bindingCache.clients,
         onEvict=evict,
         classifier=routerClassifier,
     )

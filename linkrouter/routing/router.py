@@ -9,7 +9,14 @@ tree, and keeps a ready L{_Picker} so that steady traffic does no dtab work.
 Each bound name gets one client (a balancer over the name's addresses),
 shared by every service whose tree contains it.  Services and clients that
 have been idle for C{idleTtlSecs} are evicted, which releases their namer
-watches, connections and metrics.
+watches, connections and metrics.  Both caches are also bounded in size
+(C{bindingCache.paths} destinations, C{bindingCache.clients} clients): a
+miss in a full cache first evicts the tenth of it that was used least
+recently (for clients, only those no destination uses), as Finagle's
+service cache evicts the entry idle longest.  An evicted destination is
+retired, so that its requests in flight finish where they were going.
+Metrics are removed with the last destination or client of their name: a
+per-request dtab makes a destination of its own under the same name.
 
 When a namer's answer changes, the picker is rebuilt at once: new requests
 use the new tree and requests in flight finish on the clients they had.
@@ -18,6 +25,7 @@ use the new tree and requests in flight finish on the clients they had.
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -224,9 +232,8 @@ class _Service:
         self._picker = picker
 
     def _setEntries(self, entries: list[_ClientEntry]) -> None:
+        """Use C{entries} (acquired already) from now on; release the old ones."""
         router = self.router
-        for entry in entries:
-            entry.refs += 1
         for entry in self._entries:
             router.releaseClient(entry)
         self._entries = entries
@@ -267,6 +274,10 @@ class Router:
         (classifier, retries, timeouts) and stats.
     @param idleTtl: seconds after which an unused destination or client is
         evicted.
+    @param maxServices: how many destinations (path and per-request dtab)
+        are kept at most (C{bindingCache.paths}).
+    @param maxClients: how many clients are kept at most, unless more are
+        in use (C{bindingCache.clients}).
     @param classifier: the router's response classifier, for protocols to
         count their servers' successes and failures the same way.
     """
@@ -281,6 +292,8 @@ class Router:
         clock: IReactorTime,
         bindingTimeout: float = 10.0,
         idleTtl: float = 600.0,
+        maxServices: int = 1000,
+        maxClients: int = 1000,
         rng: Callable[[], float] = random.random,
         onEvict: Callable[[str, str], object] = lambda kind, name: None,
         classifier: IResponseClassifier | None = None,
@@ -294,6 +307,8 @@ class Router:
         self.clock = clock
         self.bindingTimeout = bindingTimeout
         self.idleTtl = idleTtl
+        self.maxServices = max(1, maxServices)
+        self.maxClients = max(1, maxClients)
         self.random = rng
         self._onEvict = onEvict
         self._services: dict[tuple[Path, Dtab], _Service] = {}
@@ -319,16 +334,22 @@ class Router:
         key = (identified.dst, identified.localDtab)
         service = self._services.get(key)
         if service is None:
+            if len(self._services) >= self.maxServices:
+                self._shedServices()
             service = self._services[key] = _Service(self, identified.dst, identified.localDtab)
         service.lastUsed = self.clock.seconds()
         return service.client(request)
 
     def acquireClient(self, bound: Bound) -> _ClientEntry:
+        """The client of C{bound}, counted as in use until L{releaseClient}."""
         entry = self._clients.get(bound)
         if entry is None:
+            if len(self._clients) >= self.maxClients:
+                self._shedClients()
             entry = self._clients[bound] = _ClientEntry(
                 bound, self.newClient(bound), self.clock.seconds()
             )
+        entry.refs += 1
         return entry
 
     def releaseClient(self, entry: _ClientEntry) -> None:
@@ -364,14 +385,41 @@ class Router:
         self._retired = keep
         for key, service in list(self._services.items()):
             if service.lastUsed <= cutoff:
-                del self._services[key]
+                self._evictService(key)
                 service.close()
-                self._onEvict("service", service.dst.show)
         for bound, entry in list(self._clients.items()):
             if entry.refs <= 0 and entry.idleSince <= cutoff:
-                del self._clients[bound]
-                entry.client.close()
-                self._onEvict("client", bound.id.show)
+                self._evictClient(bound)
+
+    def _evictService(self, key: tuple[Path, Dtab]) -> _Service:
+        """Forget a destination; its metrics go unless another keeps the name."""
+        service = self._services.pop(key)
+        dst = service.dst
+        if not any(other.dst == dst for other in self._services.values()):
+            self._onEvict("service", dst.show)
+        return service
+
+    def _evictClient(self, bound: Bound) -> None:
+        """Close an unused client; its metrics go unless another keeps the name."""
+        entry = self._clients.pop(bound)
+        entry.client.close()
+        if not any(other.id == bound.id for other in self._clients):
+            self._onEvict("client", bound.id.show)
+
+    def _shedServices(self) -> None:
+        """Make room: retire the tenth of the destinations used least recently."""
+        count = max(1, self.maxServices // 10)
+        oldest = heapq.nsmallest(count, self._services.items(), key=lambda kv: kv[1].lastUsed)
+        now = self.clock.seconds()
+        for key, _ in oldest:
+            self._retired.append((now, self._evictService(key)))
+
+    def _shedClients(self) -> None:
+        """Make room: close the tenth of the unused clients idle longest."""
+        count = max(1, self.maxClients // 10)
+        idle = [(e.idleSince, b) for b, e in self._clients.items() if e.refs <= 0]
+        for _, bound in heapq.nsmallest(count, idle, key=lambda pair: pair[0]):
+            self._evictClient(bound)
 
     def explain(self, dtab: Dtab, path: Path) -> Deferred[str]:
         """
