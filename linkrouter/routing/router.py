@@ -383,43 +383,56 @@ class Router:
             else:
                 keep.append((retiredAt, service))
         self._retired = keep
-        for key, service in list(self._services.items()):
-            if service.lastUsed <= cutoff:
-                self._evictService(key)
-                service.close()
-        for bound, entry in list(self._clients.items()):
-            if entry.refs <= 0 and entry.idleSince <= cutoff:
-                self._evictClient(bound)
+        idle = [key for key, service in self._services.items() if service.lastUsed <= cutoff]
+        for service in self._evictServices(idle):
+            service.close()
+        unused = [
+            bound
+            for bound, entry in self._clients.items()
+            if entry.refs <= 0 and entry.idleSince <= cutoff
+        ]
+        self._evictClients(unused)
 
-    def _evictService(self, key: tuple[Path, Dtab]) -> _Service:
-        """Forget a destination; its metrics go unless another keeps the name."""
-        service = self._services.pop(key)
-        dst = service.dst
-        if not any(other.dst == dst for other in self._services.values()):
-            self._onEvict("service", dst.show)
-        return service
+    def _evictServices(self, keys: Iterable[tuple[Path, Dtab]]) -> list[_Service]:
+        """
+        Forget these destinations; the metrics of a name go unless a
+        destination left keeps it.
+        """
+        evicted = [self._services.pop(key) for key in keys]
+        if evicted:
+            kept = {service.dst for service in self._services.values()}
+            for dst in dict.fromkeys(service.dst for service in evicted):
+                if dst not in kept:
+                    self._onEvict("service", dst.show)
+        return evicted
 
-    def _evictClient(self, bound: Bound) -> None:
-        """Close an unused client; its metrics go unless another keeps the name."""
-        entry = self._clients.pop(bound)
-        entry.client.close()
-        if not any(other.id == bound.id for other in self._clients):
-            self._onEvict("client", bound.id.show)
+    def _evictClients(self, bounds: Iterable[Bound]) -> None:
+        """
+        Close these unused clients; the metrics of a name go unless a client
+        left keeps it.
+        """
+        evicted = [self._clients.pop(bound) for bound in bounds]
+        for entry in evicted:
+            entry.client.close()
+        if evicted:
+            kept = {bound.id for bound in self._clients}
+            for name in dict.fromkeys(entry.bound.id for entry in evicted):
+                if name not in kept:
+                    self._onEvict("client", name.show)
 
     def _shedServices(self) -> None:
         """Make room: retire the tenth of the destinations used least recently."""
         count = max(1, self.maxServices // 10)
         oldest = heapq.nsmallest(count, self._services.items(), key=lambda kv: kv[1].lastUsed)
         now = self.clock.seconds()
-        for key, _ in oldest:
-            self._retired.append((now, self._evictService(key)))
+        for service in self._evictServices(key for key, _ in oldest):
+            self._retired.append((now, service))
 
     def _shedClients(self) -> None:
         """Make room: close the tenth of the unused clients idle longest."""
         count = max(1, self.maxClients // 10)
         idle = [(e.idleSince, b) for b, e in self._clients.items() if e.refs <= 0]
-        for _, bound in heapq.nsmallest(count, idle, key=lambda pair: pair[0]):
-            self._evictClient(bound)
+        self._evictClients(b for _, b in heapq.nsmallest(count, idle, key=lambda pair: pair[0]))
 
     def explain(self, dtab: Dtab, path: Path) -> Deferred[str]:
         """
