@@ -236,3 +236,22 @@ class AccessLogTests(SynchronousTestCase):
         self.assertRegex(line, r'^10\.0\.0\.1 - - \[.+\] "GET /x\?y HTTP/1\.1" 200 5\n$')
         self.assertIsNone(rollPolicyError("daily"))
         self.assertIsNotNone(rollPolicyError("weekly"))
+
+    def test_dailyKeepsRotateCount(self) -> None:
+        """
+        Daily rolling keeps C{httpAccessLogRotateCount} rotated files, the
+        most recent ones (by their date, not their name's sort order).
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = os.path.join(directory, "access.log")
+        log = AccessLog(AccessLogConfig(path, "daily", True, 2))
+        self.addCleanup(log.close)
+        for day in (9, 10, 11, 12):
+            log(Request(b"GET", b"/"), Response(200, body=b""), FakeServer())
+            log.file.lastDate = (2026, 1, day)  # type: ignore[union-attr]
+            log.file.rotate()
+        self.assertEqual(
+            sorted(os.listdir(directory)),
+            ["access.log", "access.log.2026_1_11", "access.log.2026_1_12"],
+        )

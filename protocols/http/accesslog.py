@@ -19,6 +19,7 @@ from twisted.python.logfile import DailyLogFile, LogFile
 from protocols.http.message import BodyStream, Request, Response
 
 _SIZE = re.compile(r"^(\d+)\.(bytes|kilobytes|megabytes|gigabytes)$")
+_DATED = re.compile(r"^(\d+)_(\d+)_(\d+)$")
 _UNITS = {"bytes": 1, "kilobytes": 1024, "megabytes": 1024**2, "gigabytes": 1024**3}
 
 
@@ -26,8 +27,8 @@ _UNITS = {"bytes": 1, "kilobytes": 1024, "megabytes": 1024**2, "gigabytes": 1024
 class AccessLogConfig:
     """
     @ivar rollPolicy: C{never}, C{daily}, or a size such as C{100.megabytes}.
-    @ivar rotateCount: rotated files kept for size-based rolling; C{-1}
-        keeps them all.
+    @ivar rotateCount: how many rotated files are kept (daily or by size);
+        C{-1} keeps them all.
     """
 
     path: str
@@ -43,6 +44,29 @@ def rollPolicyError(policy: str) -> str | None:
     return f"unknown roll policy {policy!r}: use never, daily or a size like 100.megabytes"
 
 
+class _DailyLogFile(DailyLogFile):
+    """
+    Twisted's daily log file (rotated files end in C{.YEAR_MONTH_DAY}),
+    keeping only the C{keep} most recent rotated files.
+    """
+
+    def __init__(self, name: str, directory: str, keep: int) -> None:
+        self.keep = keep
+        super().__init__(name, directory)
+
+    def rotate(self) -> None:
+        super().rotate()
+        prefix = os.path.basename(self.path) + "."
+        dated = []
+        for entry in os.listdir(self.directory):
+            match = _DATED.match(entry[len(prefix) :]) if entry.startswith(prefix) else None
+            if match is not None:
+                dated.append((tuple(int(part) for part in match.groups()), entry))
+        dated.sort()
+        for _, entry in dated[: max(0, len(dated) - self.keep)]:
+            os.remove(os.path.join(self.directory, entry))
+
+
 class AccessLog:
     """Writes one common-log-format line per response (an C{AccessLogger})."""
 
@@ -53,7 +77,10 @@ class AccessLog:
         size = _SIZE.match(config.rollPolicy)
         self.file: LogFile | DailyLogFile
         if config.rollPolicy == "daily":
-            self.file = DailyLogFile(name, directory)
+            if config.rotateCount >= 0:
+                self.file = _DailyLogFile(name, directory, config.rotateCount)
+            else:
+                self.file = DailyLogFile(name, directory)
         elif size is not None:
             self.file = LogFile(
                 name,
