@@ -97,20 +97,36 @@ def _segmentRegex(segment: str) -> re.Pattern[str]:
         raise ValueError(f"bad segment {segment!r}: {e}") from None
 
 
+KEY_BY_KEY = "linkrouter.config.keyByKey"
+"""
+Metadata key of an attrs field whose value L{merge} lays over the old one
+key by key too, rather than replacing it whole: the C{protocol} field of
+L{ClientParams} and L{ServiceParams}, whose keys sit beside the generic ones
+in a configuration entry.
+"""
+
+
 def merge(old: Any, new: Any) -> Any:
     """
     Lay C{new} over C{old}: attrs values field by field (a C{None} field
     keeps the old one), anything else replaced unless C{new} is C{None}.
+
+    A field's value is replaced whole (a later entry's C{socketOptions}
+    replaces an earlier one's), except in a field marked L{KEY_BY_KEY},
+    which is merged in turn by this same rule.
     """
     if new is None:
         return old
     if old is None or type(old) is not type(new) or not attrs.has(type(new)):
         return new
-    changes = {
-        f.alias: getattr(new, f.name)
-        for f in attrs.fields(type(new))
-        if getattr(new, f.name) is not None
-    }
+    changes = {}
+    for f in attrs.fields(type(new)):
+        value = getattr(new, f.name)
+        if value is None:
+            continue
+        if f.metadata.get(KEY_BY_KEY):
+            value = merge(getattr(old, f.name), value)
+        changes[f.alias] = value
     return attrs.evolve(old, **changes)
 
 
@@ -174,27 +190,34 @@ class RetryBudget:
     ttlSecs: int = 10
 
 
+def _inRange(section: Section, key: str, type: type[Any], low: Any, high: Any) -> Any:
+    """
+    A number under C{key} between C{low} and C{high} inclusive, or C{None}
+    (after a problem) if it is outside them or absent.
+    """
+    value = section.get(key, type)
+    if value is not None and not low <= value <= high:
+        section.error(f"must be between {low} and {high}, not {value}", key)
+        return None
+    return value
+
+
 def parseBudget(section: Section) -> RetryBudget:
+    """
+    A C{requeueBudget} or C{retries.budget} section.  The limits are
+    Finagle's, which L{linkrouter.client.budget.RetryBudget} enforces too:
+    C{ttlSecs} 1 to 60, C{minRetriesPerSec} at least 0, C{percentCanRetry}
+    0 to 1000 (a fraction: 0.2 is 20%).  A value outside them is a problem,
+    so that a configuration never starts with a budget that cannot be
+    built.
+    """
     d = RetryBudget()
-    percent = nonNegative(section, "percentCanRetry", float, d.percentCanRetry)
-    if percent is not None and percent > 1000:
-        section.error("must be at most 1000", "percentCanRetry")
-    ttl = section.get("ttlSecs", int, d.ttlSecs)
-    if ttl is not None and ttl <= 0:
-        section.error("must be positive", "ttlSecs")
-    minimum = nonNegative(section, "minRetriesPerSec", int, d.minRetriesPerSec)
-    return attrs.evolve(
-        d,
-        **{
-            k: v
-            for k, v in [
-                ("minRetriesPerSec", minimum),
-                ("percentCanRetry", percent),
-                ("ttlSecs", ttl),
-            ]
-            if v is not None
-        },
-    )
+    values = {
+        "minRetriesPerSec": nonNegative(section, "minRetriesPerSec", int),
+        "percentCanRetry": _inRange(section, "percentCanRetry", float, 0.0, 1000.0),
+        "ttlSecs": _inRange(section, "ttlSecs", int, 1, 60),
+    }
+    return attrs.evolve(d, **{k: v for k, v in values.items() if v is not None})
 
 
 @attrs.frozen
@@ -324,7 +347,7 @@ class ClientParams:
     requeueBudget: RetryBudget | None = None
     requestAttemptTimeoutMs: int | None = None
     tls: ClientTLS | None = None
-    protocol: object = None
+    protocol: object = attrs.field(default=None, metadata={KEY_BY_KEY: True})
 
     def withCaptures(self, captured: dict[str, str]) -> ClientParams:
         """These parameters with their prefix's C{captured} variables substituted."""
@@ -385,7 +408,7 @@ class ServiceParams:
     totalTimeoutMs: int | None = None
     retries: Retries | None = None
     responseClassifier: PluginConfig | None = None
-    protocol: object = None
+    protocol: object = attrs.field(default=None, metadata={KEY_BY_KEY: True})
 
 
 def parseRetries(section: Section) -> Retries:

@@ -47,9 +47,12 @@ class ThriftClientConfig(ThriftServerConfig):
 @attrs.frozen
 class ThriftClientKeys:
     """
-    The keys one C{client} entry sets (C{None}: not set there), so that
-    C{io.l5d.static} entries merge key by key; L{resolve} gives the
-    endpoint client's configuration.
+    The keys one C{client} entry sets (C{None}: not set there).  Matching
+    C{io.l5d.static} entries are laid over each other key by key (the
+    C{protocol} field of L{linkrouter.config.ClientParams} is merged that
+    way), so a later entry that sets only C{requestAttemptTimeoutMs} keeps
+    an earlier entry's C{thriftFramed}.  L{resolve} fills in the defaults
+    for the endpoint client.
     """
 
     framed: bool | None = None
