@@ -31,6 +31,7 @@ from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import authority
+from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from linkrouter.tls import clientFactory, tlsFailure
 from protocols.http.errors import (
     ConnectionClosed,
@@ -50,7 +51,6 @@ from protocols.http.message import (
     parseHeaders,
     serializeHead,
 )
-from protocols.http.sockets import DEFAULTS, Liveness, applySocketOptions
 
 log = Logger(observer=logObserver)
 

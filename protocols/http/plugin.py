@@ -42,6 +42,7 @@ from linkrouter.routing import (
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
 from linkrouter.routing.stats import RequestStats
+from linkrouter.sockets import DEFAULTS as DEFAULT_SOCKET_OPTIONS
 from linkrouter.tls import ClientTLSContexts, serverFactory, unwrap
 from protocols.http import errors
 from protocols.http import headers as l5d
@@ -52,7 +53,6 @@ from protocols.http.identifiers import IdentifierChain
 from protocols.http.message import BodyStream, Request, Response
 from protocols.http.server import Handler, HTTPServerFactory
 from protocols.http.server import ServerConfig as EngineConfig
-from protocols.http.sockets import DEFAULTS as DEFAULT_SOCKET_OPTIONS
 
 log = Logger(observer=logObserver)
 

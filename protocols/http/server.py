@@ -27,6 +27,7 @@ from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session, SocketOptions
 from linkrouter.logs import logObserver
+from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from protocols.http import errors
 from protocols.http.message import (
     REASONS,
@@ -40,7 +41,6 @@ from protocols.http.message import (
     parseHeaders,
     serializeHead,
 )
-from protocols.http.sockets import DEFAULTS, Liveness, applySocketOptions
 
 log = Logger(observer=logObserver)
 

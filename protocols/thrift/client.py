@@ -8,6 +8,12 @@ it.  Sequence ids are kept end to end.  A oneway call completes as soon as
 it is written.  With C{attemptTTwitterUpgrade}, each new connection first
 tries the TTwitter upgrade; an upgraded connection prefixes every call with
 a request header (the caller's trace as parent, its dest and delegations).
+
+The C{socketOptions} of the client apply to each connection: C{noDelay}
+and C{keepAlive} on the socket; C{readTimeoutMs} while a reply (the
+upgrade's included) is awaited and C{writeTimeoutMs} while written bytes
+wait to leave, after which the connection is closed with one log line and
+the call in flight fails with L{BackendConnectionLost}.
 """
 
 from __future__ import annotations
@@ -24,12 +30,7 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import (
-    IReactorTCP,
-    IReactorTime,
-    IStreamClientEndpoint,
-    ITCPTransport,
-)
+from twisted.internet.interfaces import IReactorTCP, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,9 +39,11 @@ from zope.interface import implementer
 from linkrouter._sessions import UNLIMITED, IdleConnections, PoolLimits
 from linkrouter._transport import write
 from linkrouter.client.errors import ConnectionFailed
+from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import Address, authority
+from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from linkrouter.tls import clientEndpoint, tlsFailure
 
 from .codec import (
@@ -99,15 +102,28 @@ class _Connection(Protocol):
         self._seqid = 0
         self._name = ""
         self._releasing = False
+        self._liveness = Liveness.forOptions(
+            pool._clock, pool.socketOptions, self._expecting, self._timedOut
+        )
         self.born = self.lastUsed = 0.0
         self.upgraded = False
         self.broken = False
         self.lost = False
 
     def connectionMade(self) -> None:
-        if ITCPTransport.providedBy(self.transport):
-            self.transport.setTcpNoDelay(True)
+        applySocketOptions(self.transport, self._pool.socketOptions)
+        if self._liveness is not None:
+            self._liveness.start(self.transport)
         self._pool._made(self)
+
+    def _expecting(self) -> bool:
+        """A reply is awaited."""
+        return self._pending is not None
+
+    def _timedOut(self, reason: str) -> None:
+        name = self._pool.name
+        log.info("Closing Thrift connection to {name}: {reason}", name=name, reason=reason)
+        self._fail(BackendConnectionLost(f"connection to {name} closed: {reason}"))
 
     def write(self, data: bytes) -> None:
         write(self.transport, data)
@@ -122,6 +138,8 @@ class _Connection(Protocol):
         self._seqid = seqid
         self._name = name
         self._releasing = release
+        if self._liveness is not None:
+            self._liveness.read()  # the reply's read clock starts with the call
         write(self.transport, data)
         return d
 
@@ -145,6 +163,8 @@ class _Connection(Protocol):
                 self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._liveness is not None:
+            self._liveness.read()
         self._decoder.feed(data)
         try:
             while not self.broken and (reply := self._decoder.next()) is not None:
@@ -191,6 +211,8 @@ class _Connection(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost = True
+        if self._liveness is not None:
+            self._liveness.stop()
         self._pool._lost(self)
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -224,7 +246,8 @@ class TooManyWaiters(Exception):
 class ThriftEndpointClient:
     """
     Calls one endpoint over a pool of serial connections, within C{limits}.
-    Idle connections are reaped by one timer per pool.
+    Idle connections are reaped by one timer per pool.  C{socketOptions}
+    apply to each connection (see the module docstring).
     """
 
     def __init__(
@@ -235,8 +258,10 @@ class ThriftEndpointClient:
         limits: PoolLimits = UNLIMITED,
         connectTimeout: float = 1.0,
         tls: object = None,
+        socketOptions: SocketOptions = DEFAULTS,
     ) -> None:
         self.config = config
+        self.socketOptions = socketOptions
         self.protocol: ThriftProtocol = config.wireProtocol()
         self.name = authority(address.host, address.port)
         self.limits = limits

@@ -3,6 +3,9 @@
 A C{protocol: thrift} router: the router core (binding, balancers, service
 policy, from L{linkrouter.routing.assembly}) behind one Thrift server per
 configured C{servers[]} entry, run by the shared L{RouterService}.
+
+Each server gets its entry's C{socketOptions} and C{clearContext}; each
+endpoint client the C{socketOptions} of its C{client} entry.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from linkrouter.naming import Address
 from linkrouter.policy.timeouts import Deadline
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
+from linkrouter.sockets import DEFAULTS
 from linkrouter.tls import ClientTLSContexts, serverFactory
 
 from .client import PoolLimits, ThriftEndpointClient
@@ -57,6 +61,8 @@ class ThriftRouter(RouterService):
                 reactor,
                 self.started,
                 self.finished,
+                server.socketOptions,
+                server.clearContext,
             )
             self.servers.append((server, serverFactory(server.tls, factory, context.baseDir)))
 
@@ -70,6 +76,7 @@ class ThriftRouter(RouterService):
             self.reactor,
             PoolLimits.fromParams(params),
             tls=self.tls.creator(params.tls),
+            socketOptions=params.socketOptions or DEFAULTS,
         )
 
 
@@ -82,7 +89,8 @@ def deadlineOf(call: ThriftCall) -> Deadline | None:
     The deadline a call carries in its TTwitter header (two big-endian i64
     nanosecond times: when it was set, when it expires), or C{None}.  The
     router enforces it like C{l5d-ctx-deadline}; the header, contexts
-    included, travels on to the next hop.
+    included, travels on to the next hop.  (A C{clearContext} server has
+    removed a caller's contexts before this reads them.)
     """
     header = call.header
     if header is None:

@@ -12,6 +12,12 @@ a handler failure: binding to nothing, endpoint refused, timeout...) is
 answered with a C{TApplicationException} of type INTERNAL_ERROR carrying
 the call's name and seqid, so the caller raises instead of hanging.  Bytes
 that are not Thrift close only their own connection, with one log line.
+
+A server with C{clearContext} (it faces untrusted clients) keeps nothing
+of a caller's TTwitter request header but its C{dest}: the delegations,
+the broadcast contexts (the deadline among them), the trace ids, sampling,
+flags and client id are dropped before the call is named, so they neither
+change its routing nor travel on, as if the caller had sent none.
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
-from linkrouter.config import Session
+from linkrouter.config import Session, SocketOptions
 from linkrouter.interfaces import IIdentifier
 from linkrouter.logs import logObserver
 from linkrouter.routing.identification import Identified, Unidentified
+from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 
 from .codec import (
     Message,
@@ -85,6 +93,14 @@ class _Slot:
         self.data: bytes | None = None
 
 
+def clearedHeader(header: RequestHeader) -> RequestHeader:
+    """
+    What a C{clearContext} server keeps of a caller's request header: its
+    C{dest}, under a new trace, without contexts or delegations.
+    """
+    return attrs.evolve(RequestHeader.fresh(), dest=header.dest)
+
+
 class ThriftServerProtocol(Protocol):
     def __init__(self, server: ThriftServerFactory) -> None:
         config = server.config
@@ -94,6 +110,10 @@ class ThriftServerProtocol(Protocol):
         self._decoder = MessageDecoder(self._protocol, config.framed, config.maxMessageBytes)
         self._identifier = server.identifier
         self._handler = server.handler
+        self._clearContext = server.clearContext
+        self._liveness = Liveness.forOptions(
+            server.clock, server.socketOptions, self._expecting, self._timedOut
+        )
         self._upgraded = False
         self._slots: deque[_Slot] = deque()
         self._closed = False
@@ -108,12 +128,25 @@ class ThriftServerProtocol(Protocol):
     def connectionMade(self) -> None:
         server = self._server
         server.connections.add(self)
-        if ITCPTransport.providedBy(self.transport):
-            self.transport.setTcpNoDelay(True)
+        applySocketOptions(self.transport, server.socketOptions)
         if server.draining:
             self._closeBetweenCalls()
             return
         self._session.start()
+        if self._liveness is not None:
+            self._liveness.start(self.transport)
+
+    def _expecting(self) -> bool:
+        """Part of a message has been read, and the rest is awaited."""
+        return not self._closed and self._decoder.pending > 0
+
+    def _timedOut(self, reason: str) -> None:
+        log.info(
+            "Closing Thrift connection from {peer}: {reason}", peer=self._peer(), reason=reason
+        )
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _peer(self) -> IAddress | str:
         return self.transport.getPeer() if self.transport is not None else "?"
@@ -122,6 +155,8 @@ class ThriftServerProtocol(Protocol):
         if self._closed:
             return
         self._session.touch()
+        if self._liveness is not None:
+            self._liveness.read()
         self._decoder.feed(data)
         try:
             while not self._closed and (message := self._decoder.next()) is not None:
@@ -148,7 +183,11 @@ class ThriftServerProtocol(Protocol):
             self._slots.append(slot)
             self._flush()
             return
-        header = RequestHeader.decode(self._protocol, message.prefix) if self._upgraded else None
+        header = None
+        if self._upgraded:
+            header = RequestHeader.decode(self._protocol, message.prefix)
+            if self._clearContext:
+                header = clearedHeader(header)
         call = ThriftCall(message, header)
         server = self._server
         refusal = server.refusal()
@@ -239,6 +278,8 @@ class ThriftServerProtocol(Protocol):
             )
         self._closed = True
         self._session.stop()
+        if self._liveness is not None:
+            self._liveness.stop()
         slots, self._slots = self._slots, deque()
         for slot in slots:
             slot.deferred.cancel()
@@ -264,6 +305,12 @@ class ThriftServerFactory(ServerFactory):
     router service counts them for a graceful shutdown); C{session} is the
     server's C{serverSession} (connection idle time and lifetime, enforced
     between calls with C{clock}).
+
+    C{socketOptions} apply to each connection: C{noDelay}, C{keepAlive},
+    and with C{clock}, C{readTimeoutMs} (part of a call read, then
+    silence) and C{writeTimeoutMs} (replies not leaving).  With
+    C{clearContext}, callers' request headers are cleared (see the module
+    docstring).
     """
 
     noisy = False
@@ -278,6 +325,8 @@ class ThriftServerFactory(ServerFactory):
         clock: IReactorTime | None = None,
         started: Callable[[], object] = _nothing,
         finished: Callable[[], object] = _nothing,
+        socketOptions: SocketOptions = DEFAULTS,
+        clearContext: bool = False,
     ) -> None:
         assert clock is not None or session == _FOREVER, "session limits need a clock"
         self.handler = handler
@@ -285,6 +334,8 @@ class ThriftServerFactory(ServerFactory):
         self.config = config
         self.maxConcurrentRequests = maxConcurrentRequests
         self.session = session
+        self.socketOptions = socketOptions
+        self.clearContext = clearContext
         self.clock: IReactorTime = clock  # type: ignore[assignment]
         self._started = started
         self._finished = finished

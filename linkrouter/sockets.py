@@ -1,9 +1,16 @@
-# -*- test-case-name: tests.test_http_options -*-
+# -*- test-case-name: tests.test_http_options,tests.test_thrift_options -*-
 """
-The per-connection C{socketOptions} of servers and clients: C{noDelay} and
-C{keepAlive} set on the socket, and the C{readTimeoutMs} and
-C{writeTimeoutMs} watchdog (L{Liveness}).  The listen-time options
-(C{reuseAddr}, C{reusePort}, C{backlog}) are the router's business.
+The per-connection C{socketOptions} of servers and clients, for every
+protocol: C{noDelay} and C{keepAlive} set on the socket by
+L{applySocketOptions}, and the C{readTimeoutMs} and C{writeTimeoutMs}
+watchdog (L{Liveness}).  The listen-time options (C{reuseAddr},
+C{reusePort}, C{backlog}) are the router's business
+(L{linkrouter.routing.service}).
+
+A protocol's connection calls L{applySocketOptions} and L{Liveness.start}
+when it is made, L{Liveness.read} on every read and L{Liveness.stop} when
+it is lost; it tells the watchdog when a message is being read (or a reply
+awaited) with its C{expecting} callable.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTranspor
 from linkrouter.config import SocketOptions
 
 DEFAULTS = SocketOptions()
+"""The options of a server or client that configures none."""
 
 
 def applySocketOptions(transport: object, options: SocketOptions) -> None:
@@ -98,14 +106,20 @@ class Liveness:
         return cls(clock, options.readTimeoutMs, options.writeTimeoutMs, expecting, expired)
 
     def start(self, transport: object) -> None:
+        """Begin watching C{transport}, the connection just made."""
         self._buffered = _buffered(transport)
         self.lastRead = self.clock.seconds()
         self._schedule(min(t for t in (self.readTimeout, self.writeTimeout) if t))
 
     def read(self) -> None:
+        """
+        Bytes were read, or a client has just sent a request and now awaits
+        its reply: the read clock starts again.
+        """
         self.lastRead = self.clock.seconds()
 
     def stop(self) -> None:
+        """Stop watching (the connection is lost); C{expired} will not be called."""
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
