@@ -113,7 +113,7 @@ def _adminSiteFactory() -> AdminSiteFactory | None:
 
 
 def _fail(message: str) -> None:
-    log.critical("cannot start: {message}", message=message)
+    log.critical("cannot start: {reason}", reason=message)
     sys.stderr.write(f"linkrouter: cannot start: {message}\n")
     raise SystemExit(1)
 

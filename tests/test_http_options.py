@@ -233,6 +233,24 @@ class SocketOptionTests(SynchronousTestCase):
         self.assertIn("readTimeoutMs (500)", str(failure.value))
         self.assertTrue(transport.aborted)
 
+    def test_clientReadClockStartsAtSend(self) -> None:
+        """
+        The read clock of a request starts when it is sent, not at the
+        watchdog's last look at the idle connection: a request sent just
+        before a look still gets the whole C{readTimeoutMs}.
+        """
+        harness = PoolHarness(PoolConfig(socketOptions=SocketOptions(readTimeoutMs=500)))
+        d, proto, transport = harness.get()
+        proto.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        self.successResultOf(d)
+        harness.reactor.advance(0.49)  # the idle connection's next look is at 0.5
+        d2 = harness.pool(Request(b"GET", b"/", Headers([(b"Host", b"x")])))
+        harness.reactor.advance(0.02)
+        self.assertNoResult(d2)
+        self.assertFalse(transport.aborted)
+        harness.reactor.advance(0.5)
+        self.failureResultOf(d2, ConnectionClosed)
+
     def test_clientIdleNotTimedOut(self) -> None:
         harness = PoolHarness(PoolConfig(socketOptions=SocketOptions(readTimeoutMs=500)))
         d, proto, transport = harness.get()

@@ -175,6 +175,8 @@ class HTTPClientProtocol(Protocol):
         assert transport is not None and self._call is None
         call.conn = self
         self._call = call
+        if self._liveness is not None:
+            self._liveness.read()  # the reply's read clock starts now
         request = call.request
         self._requestDone = self._responseDone = False
         self._written = True
@@ -232,9 +234,9 @@ class HTTPClientProtocol(Protocol):
 
     def _timedOut(self, message: str) -> None:
         log.info(
-            "closing connection to {peer}: {message}",
+            "closing connection to {peer}: {reason}",
             peer=self.pool.name,
-            message=message,
+            reason=message,
         )
         self._error(ConnectionClosed(f"{self.pool.name}: {message}"))
 

@@ -213,7 +213,8 @@ class HTTPServerProtocol(Protocol):
         )
 
     def _timedOut(self, message: str) -> None:
-        log.info("closing connection from {peer}: {message}", peer=self.peer, message=message)
+        # Not "message": Twisted's legacy log observers treat that key as theirs.
+        log.info("closing connection from {peer}: {reason}", peer=self.peer, reason=message)
         self._dead = True
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
