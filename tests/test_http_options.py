@@ -161,6 +161,47 @@ class ResponseLimitTests(SynchronousTestCase):
         self.assertIsInstance(self.successResultOf(d).body, BodyStream)
 
 
+class ResponseHeadLimitTests(SynchronousTestCase):
+    """C{maxInitialLineKB} and C{maxHeadersKB} bound a response's head as a request's."""
+
+    def get(self) -> tuple[Deferred[Response], HTTPClientProtocol, TCPTransport]:
+        return PoolHarness(PoolConfig(maxHeadersKB=1, maxInitialLineKB=1)).get()
+
+    def test_withinLimits(self) -> None:
+        d, proto, _ = self.get()
+        proto.dataReceived(
+            b"HTTP/1.1 200 " + b"O" * 1000 + b"\r\nX-A: " + b"a" * 900 + b"\r\n"
+            b"Content-Length: 2\r\n\r\nok" + b"x" * 5000
+        )
+        self.assertEqual(self.successResultOf(d).body, b"ok")
+
+    def test_longStatusLine(self) -> None:
+        d, proto, transport = self.get()
+        proto.dataReceived(b"HTTP/1.1 200 " + b"O" * 1100 + b"\r\n\r\n")
+        failure = self.failureResultOf(d, ResponseTooLarge)
+        self.assertIn("maxInitialLineKB (1)", str(failure.value))
+        self.assertTrue(transport.aborted)
+
+    def test_manyHeaders(self) -> None:
+        d, proto, transport = self.get()
+        headers = b"".join(b"X-%d: %s\r\n" % (n, b"v" * 100) for n in range(20))
+        proto.dataReceived(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 0\r\n\r\n")
+        failure = self.failureResultOf(d, ResponseTooLarge)
+        self.assertIn("maxHeadersKB (1)", str(failure.value))
+        self.assertTrue(transport.aborted)
+
+    def test_headThatNeverEnds(self) -> None:
+        """One header value arriving forever fails once the head is over the limits."""
+        d, proto, transport = self.get()
+        proto.dataReceived(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        for _ in range(5):
+            proto.dataReceived(b"v" * 400)
+        self.assertNoResult(d)  # 2,027 bytes: within 1 KB of line and 1 KB of headers
+        proto.dataReceived(b"v" * 400)
+        self.failureResultOf(d, ResponseTooLarge)
+        self.assertTrue(transport.aborted)
+
+
 class SocketOptionTests(SynchronousTestCase):
     def test_serverOptions(self) -> None:
         _, transport, _ = server(SocketOptions(noDelay=False, keepAlive=True))

@@ -62,7 +62,9 @@ class PoolConfig:
     C{Content-Length} is buffered whole; without C{streamingEnabled}, every
     response body is buffered, up to C{maxResponseKB} (larger ones fail with
     L{ResponseTooLarge}); the largest chunk of a request body written
-    (C{maxChunkKB}); and the connections' C{socketOptions}.
+    (C{maxChunkKB}); the connections' C{socketOptions}; and the limits of a
+    response's head, as of a request's (C{maxInitialLineKB} for the status
+    line, C{maxHeadersKB} for the headers; over them, L{ResponseTooLarge}).
     """
 
     connectTimeoutMs: int = 1000
@@ -71,6 +73,8 @@ class PoolConfig:
     maxResponseKB: int = 5120
     maxChunkKB: int = 8
     socketOptions: SocketOptions = DEFAULTS
+    maxHeadersKB: int = 8
+    maxInitialLineKB: int = 4
 
 
 class _Call:
@@ -127,6 +131,8 @@ class HTTPClientProtocol(Protocol):
         config = pool.config
         self._streamAfter = config.streamAfterContentLengthKB * 1024
         self._maxBuffered = -1 if config.streamingEnabled else config.maxResponseKB * 1024
+        self._headLimit = config.maxHeadersKB * 1024
+        self._lineLimit = config.maxInitialLineKB * 1024
         self._liveness = Liveness.forOptions(
             pool.clock, config.socketOptions, self._expecting, self._timedOut
         )
@@ -146,6 +152,8 @@ class HTTPClientProtocol(Protocol):
 
     def _resetMessage(self) -> None:
         self._headers: list[Header] = []
+        self._headerSize = 0
+        self._headBytes = 0
         self._reason = b""
         self._body: list[bytes] | BodyStream | None = None
         self._bodySize = 0
@@ -279,6 +287,17 @@ class HTTPClientProtocol(Protocol):
         if self._idleLater:
             self._idleLater = False
             self._maybeIdle()
+        elif not self._inBody and not self._responseDone and self._call is not None:
+            # A head spread over reads: the parser holds a header's pieces
+            # until it ends, so a head that never ends is bounded here.
+            self._headBytes += len(data)
+            if self._headBytes > self._headLimit + self._lineLimit:
+                self._error(
+                    ResponseTooLarge(
+                        f"the response head from {self.pool.name} exceeds maxHeadersKB"
+                        f" ({self.pool.config.maxHeadersKB})"
+                    )
+                )
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -319,14 +338,25 @@ class HTTPClientProtocol(Protocol):
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
+        if len(self._reason) > self._lineLimit:
+            raise ResponseTooLarge(
+                f"the status line from {self.pool.name} exceeds maxInitialLineKB"
+                f" ({self.pool.config.maxInitialLineKB})"
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._inBody:
             if self._trailers is None:
                 self._trailers = Headers()
             self._trailers.add(name, value)
-        else:
-            self._headers.append((name, value))
+            return
+        size = self._headerSize = self._headerSize + len(name) + len(value) + 4
+        if size > self._headLimit:
+            raise ResponseTooLarge(
+                f"the response headers from {self.pool.name} exceed maxHeadersKB"
+                f" ({self.pool.config.maxHeadersKB})"
+            )
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         call = self._call

@@ -171,6 +171,8 @@ class HttpRouter(RouterService):
                 maxResponseKB=self.protocolConfig.maxResponseKB,
                 maxChunkKB=engine.maxChunkKB,
                 socketOptions=params.socketOptions or DEFAULT_SOCKET_OPTIONS,
+                maxHeadersKB=engine.maxHeadersKB,
+                maxInitialLineKB=engine.maxInitialLineKB,
             ),
             PoolLimits.fromParams(params),
             self.tls.creator(params.tls),
