@@ -145,8 +145,12 @@ class MetricsEndpointTests(SynchronousTestCase):
         self.assertEqual(tree["rt"]["http"]["server"]["127.0.0.1/4140"]["requests"]["counter"], 3)
         sub = self.harness.get("/admin/metrics.json?q=rt/http/server&pretty=true")
         self.assertEqual(sub.json(), {"127.0.0.1/4140/requests": 3})
+        subtree = self.harness.get("/admin/metrics.json?q=rt/http/server&tree=1").json()
+        self.assertEqual(subtree, {"127.0.0.1/4140": {"requests": {"counter": 3}}})
         missing = self.harness.get("/admin/metrics.json?q=nope")
-        self.assertEqual((missing.code, missing.json()), (404, {"error": "No such subtree: nope"}))
+        self.assertEqual((missing.code, missing.json()), (200, {}))
+        missingTree = self.harness.get("/admin/metrics.json?q=nope&tree=1")
+        self.assertEqual((missingTree.code, missingTree.json()), (200, {}))
 
     def test_prometheus(self):
         response = self.harness.get("/admin/metrics/prometheus")

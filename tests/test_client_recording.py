@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from linkrouter.client.balancer import ClientPolicy
@@ -17,6 +18,7 @@ from linkrouter.client.errors import NoEndpointsAvailable
 from linkrouter.client.plugins import BalancerConfig, balancerFactory
 from linkrouter.naming import ADDR_NEG, ADDR_PENDING, Var
 from linkrouter.routing.stats import RequestStats
+from linkrouter.telemetry.stats import MetricsRegistry
 from tests.test_client_balancer import Harness, addrOf, ok
 
 SCOPE = ("client",)
@@ -89,3 +91,22 @@ class RecordingTests(SynchronousTestCase):
         h = self.build(addrOf(1))
         h.balancer.close()
         self.assertRaises(KeyError, h.gauge, *SCOPE, "pending")
+
+
+class StatusClassTests(SynchronousTestCase):
+    """C{status/<N>XX} exist from the start where the protocol has status codes."""
+
+    def test_classesUpFront(self) -> None:
+        registry = MetricsRegistry()
+        stats = RequestStats(registry.statsReceiver().scope("web"), None, Clock(), lambda r: r)
+        names = {"/".join(n) for n, _ in registry.items()}
+        self.assertEqual({f"web/status/{n}XX" for n in range(1, 6)} - names, set())
+        stats.end(stats.begin(), "req", 503, None)
+        count = {c: registry.counter(("web", "status", c)).value for c in ("5XX", "503", "2XX")}
+        self.assertEqual(count, {"5XX": 1, "503": 1, "2XX": 0})
+
+    def test_noClassesWithoutCodes(self) -> None:
+        registry = MetricsRegistry()
+        stats = RequestStats(registry.statsReceiver().scope("rpc"), None, Clock())
+        stats.end(stats.begin(), "req", "reply", None)
+        self.assertFalse(any("status" in names for names, _ in registry.items()))

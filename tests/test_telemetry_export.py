@@ -195,7 +195,7 @@ class PrometheusTests(Fixture):
                 ),
             ],
         )
-        self.assertIn('rt:service:requests{rt="incoming",service="svc/foo"} 1\n', text)
+        self.assertIn('rt:service:requests{rt="incoming", service="svc/foo"} 1\n', text)
 
     def test_labelled(self):
         self.assertEqual(

@@ -127,10 +127,9 @@ def _sortedNames(boundNames: Callable[[], object] | None) -> Deferred[list[str]]
 def _metricsJson(registry: MetricsRegistry) -> Callable[[Request], Iterator[str]]:
     def produce(request: Request) -> Iterator[str]:
         q = arg(request, "q")
-        items = select(registry.items(), q)
-        if items is None:
-            request.setResponseCode(404)
-            return iter([json.dumps({"error": f"No such subtree: {q}"})])
+        # A subtree that holds nothing (yet) is an empty object, as in
+        # Linkerd: a poller may ask before the first client exists.
+        items = select(registry.items(), q) or []
         if flag(request, "tree"):
             return treeJson(items)
         return flatJson(items, pretty=flag(request, "pretty"))

@@ -51,7 +51,8 @@ class ProtocolHooks:
 
     @ivar connect: the client for one endpoint (a connection pool), given
         the client parameters that apply to its bound name.
-    @ivar statusOf: a response's status code, for C{status/<code>} metrics.
+    @ivar statusOf: a response's status code, for C{status/<code>} metrics;
+        C{None} for a protocol without status codes.
     @ivar mayResend: whether a request can be sent again (its body is
         buffered), for retries.
     @ivar deadlineOf: the deadline a request carries (C{l5d-ctx-deadline}).
@@ -66,7 +67,7 @@ class ProtocolHooks:
     """
 
     connect: Callable[[Address, ClientParams], IClient]
-    statusOf: StatusOf = _nothing
+    statusOf: StatusOf | None = None
     mayResend: Callable[[Any], bool] = _always
     deadlineOf: Callable[[Any], Deadline | None] = _nothing
     stampDeadline: Callable[[Any, Deadline], object] = _nothing

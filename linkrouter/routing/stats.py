@@ -47,7 +47,7 @@ class RequestStats:
         stats: IStatsReceiver,
         classifier: IResponseClassifier | None,
         clock: IReactorTime,
-        statusOf: StatusOf = lambda response: None,
+        statusOf: StatusOf | None = None,
     ) -> None:
         self._stats = stats
         self._classifier = classifier
@@ -59,6 +59,11 @@ class RequestStats:
         self._failures = stats.counter("failures").incr
         self._latency = stats.histogram("request_latency_ms").add
         self._byStatus: dict[int, tuple[Callable[[], None], Callable[[], None]]] = {}
+        if statusOf is not None:
+            # The status classes exist from the start, as in Linkerd, so that
+            # a dashboard's 5XX rate reads 0 before the first error.
+            for n in range(1, 6):
+                stats.counter("status", f"{n}XX")
         self.pending = 0
         self._gauge = stats.addGauge(("pending",), lambda: float(self.pending))
 
@@ -83,8 +88,9 @@ class RequestStats:
         """
         self.pending -= 1
         self._latency((self._seconds() - start) * 1000.0)
-        if response is not None:
-            code = self._statusOf(response)
+        statusOf = self._statusOf
+        if response is not None and statusOf is not None:
+            code = statusOf(response)
             if code is not None:
                 counters = self._byStatus.get(code)
                 if counters is None:

@@ -44,9 +44,24 @@ def select(items: Items, q: str | None) -> Items | None:
     for names, metric in items:
         flat = flatName(names)
         if flat.startswith(q + "/"):
-            rest = flat[len(q) + 1 :]
-            selected.append((tuple(rest.split("/")), metric))
+            selected.append((_after(names, q, flat), metric))
     return selected or None
+
+
+def _after(names: tuple[str, ...], q: str, flat: str) -> tuple[str, ...]:
+    """
+    The segments of C{names} after the flat prefix C{q}: whole segments
+    where C{q} ends between two (a segment such as C{127.0.0.1/4140} stays
+    one), else the rest split at each C{/}.
+    """
+    length = -1
+    for k, segment in enumerate(names):
+        length += len(segment) + 1
+        if length == len(q):
+            return names[k + 1 :]
+        if length > len(q):
+            break
+    return tuple(flat[len(q) + 1 :].split("/"))
 
 
 def _jsonNumber(value: Number) -> str:
@@ -183,7 +198,8 @@ def _promLabelValue(value: str) -> str:
 def _promLabels(labels: Labels) -> str:
     if not labels:
         return ""
-    inner = ",".join(f'{_DISALLOWED_NAME.sub("_", k)}="{_promLabelValue(v)}"' for k, v in labels)
+    # Joined with ", " as Linkerd's telemeter writes them.
+    inner = ", ".join(f'{_DISALLOWED_NAME.sub("_", k)}="{_promLabelValue(v)}"' for k, v in labels)
     return "{" + inner + "}"
 
 
