@@ -165,7 +165,11 @@ class AssemblyStatsTests(SynchronousTestCase):
             "success": 1,
             "failures": 0,
             "status/200": 1,
+            "status/1XX": 0,
             "status/2XX": 1,
+            "status/3XX": 0,
+            "status/4XX": 0,
+            "status/5XX": 0,
             "request_latency_ms": 1,
             "pending": 0.0,
         }

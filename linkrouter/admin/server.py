@@ -12,7 +12,6 @@ for unknown ones.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any
