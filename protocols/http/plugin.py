@@ -27,7 +27,7 @@ from linkrouter._sessions import PoolLimits
 from linkrouter.client.errors import NoEndpointsAvailable
 from linkrouter.config import REQUIRED, ClientParams, RouterConfig, Section, ServerConfig
 from linkrouter.context import BuildContext
-from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin
+from linkrouter.interfaces import IClient, IIdentifier, IProtocolPlugin, IStatsReceiver
 from linkrouter.logs import logObserver
 from linkrouter.naming import Address, Bound, Path
 from linkrouter.policy.timeouts import DEADLINE_HEADER, Deadline, RequestTimeout, readDeadline
@@ -179,17 +179,18 @@ class HttpRouter(RouterService):
         )
 
     def listening(self, server: ServerConfig, factory: Any, port: Any) -> None:
-        """Serve with metrics under C{server/<ip>/<port>}, the address bound."""
+        """
+        Serve with request and connection metrics under
+        C{server/<ip>/<port>}, the address bound.
+        """
         address = port.getHost()
-        unwrap(factory).handler = self._serverHandler(server, f"{address.host}/{address.port}")
+        scope = self.context.stats.scope("server", f"{address.host}/{address.port}")
+        http = unwrap(factory)
+        http.handler = self._serverHandler(server, scope)
+        http.observe(scope)
 
-    def _serverHandler(self, server: ServerConfig, name: str) -> Handler:
-        stats = RequestStats(
-            self.context.stats.scope("server", name),
-            self.router.classifier,
-            self.reactor,
-            _statusOf,
-        )
+    def _serverHandler(self, server: ServerConfig, scope: IStatsReceiver) -> Handler:
+        stats = RequestStats(scope, self.router.classifier, self.reactor, _statusOf)
         httpServer = server.protocol
         assert httpServer is None or isinstance(httpServer, HttpServerConfig)
         forwarded = None

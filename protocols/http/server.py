@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session, SocketOptions
+from linkrouter.interfaces import IGauge, IStatsReceiver
 from linkrouter.logs import logObserver
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from protocols.http import errors
@@ -555,7 +556,8 @@ class HTTPServerFactory(Factory):
     """
     Builds an L{HTTPServerProtocol} per accepted connection, within
     C{session} (timed with C{clock}) and C{socketOptions}, and keeps track
-    of them so that a router can drain or close them.
+    of them so that a router can drain or close them.  Once given a
+    metrics scope (L{observe}) it counts them there too.
     """
 
     noisy = False  # the router logs where it listens
@@ -577,8 +579,25 @@ class HTTPServerFactory(Factory):
         self.socketOptions = socketOptions
         self.connections: set[HTTPServerProtocol] = set()
         self._idle: list[Deferred[None]] = []
+        self._connects: Callable[[], object] = _nothing
+        self._closes: Callable[[], object] = _nothing
+        self._gauge: IGauge | None = None
+
+    def observe(self, stats: IStatsReceiver) -> None:
+        """
+        Count connections under C{stats} (the server's scope) from now on:
+        C{connects} (accepted), C{closes} (closed) and the C{connections}
+        gauge (open now).
+        """
+        self._connects = stats.counter("connects").incr
+        self._closes = stats.counter("closes").incr
+        self._gauge = stats.addGauge(("connections",), self._openConnections)
+
+    def _openConnections(self) -> float:
+        return float(len(self.connections))
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
+        self._connects()
         protocol = HTTPServerProtocol(
             self.handler, self.config, self.accessLog, self.session, self.clock, self.socketOptions
         )
@@ -606,8 +625,13 @@ class HTTPServerFactory(Factory):
                 connection.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _lost(self, connection: HTTPServerProtocol) -> None:
+        self._closes()
         self.connections.discard(connection)
         if not self.connections and self._idle:
             idle, self._idle = self._idle, []
             for d in idle:
                 d.callback(None)
+
+
+def _nothing() -> None:
+    return None

@@ -6,23 +6,31 @@ configured C{servers[]} entry, run by the shared L{RouterService}.
 
 Each server gets its entry's C{socketOptions} and C{clearContext}; each
 endpoint client the C{socketOptions} of its C{client} entry.
+
+Each server records Finagle's server metrics under
+C{rt/<label>/server/<ip>/<port>}, the address it is bound to: C{requests},
+C{success}, C{failures} (and C{failures/<kind>}) as the router's response
+classifier counts them, C{request_latency_ms} and C{pending}, and the
+connection metrics C{connects}, C{closes} and C{connections}.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import attrs
 
-from linkrouter.config import ClientParams, RouterConfig
+from linkrouter.config import ClientParams, RouterConfig, ServerConfig
 from linkrouter.context import BuildContext
 from linkrouter.interfaces import IClient
 from linkrouter.naming import Address
 from linkrouter.policy.timeouts import Deadline
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
 from linkrouter.routing.service import RouterService
+from linkrouter.routing.stats import RequestStats
 from linkrouter.sockets import DEFAULTS
-from linkrouter.tls import ClientTLSContexts, serverFactory
+from linkrouter.tls import ClientTLSContexts, serverFactory, unwrap
 
 from .client import PoolLimits, ThriftEndpointClient
 from .config import ThriftClientKeys, ThriftRouterConfig, ThriftServerConfig
@@ -38,6 +46,7 @@ class ThriftRouter(RouterService):
         if not isinstance(protocolConfig, ThriftRouterConfig):
             protocolConfig = ThriftRouterConfig()
         self.protocolConfig = protocolConfig
+        self.context = context
         reactor = context.reactor
         router = buildRouter(
             config, context, ProtocolHooks(connect=self._connect, deadlineOf=deadlineOf)
@@ -65,6 +74,14 @@ class ThriftRouter(RouterService):
                 server.clearContext,
             )
             self.servers.append((server, serverFactory(server.tls, factory, context.baseDir)))
+
+    def listening(self, server: ServerConfig, factory: Any, port: Any) -> None:
+        """Record the server's metrics under C{server/<ip>/<port>}, the address bound."""
+        address = port.getHost()
+        scope = self.context.stats.scope("server", f"{address.host}/{address.port}")
+        thrift = unwrap(factory)
+        assert isinstance(thrift, ThriftServerFactory)
+        thrift.observe(scope, RequestStats(scope, self.router.classifier, self.reactor))
 
     def _connect(self, address: Address, params: ClientParams) -> IClient:
         keys = params.protocol

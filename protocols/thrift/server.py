@@ -18,6 +18,12 @@ of a caller's TTwitter request header but its C{dest}: the delegations,
 the broadcast contexts (the deadline among them), the trace ids, sampling,
 flags and client id are dropped before the call is named, so they neither
 change its routing nor travel on, as if the caller had sent none.
+
+Once its port is bound, the router gives the factory its metrics scope
+(L{ThriftServerFactory.observe}): the connection metrics, and a
+L{RequestStats} that every call (refused ones included, oneway ones once
+handed on) is counted in, begun as it is read and ended in the callback
+that already answers it.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from twisted.python.failure import Failure
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session, SocketOptions
-from linkrouter.interfaces import IIdentifier
+from linkrouter.interfaces import IGauge, IIdentifier, IStatsReceiver
 from linkrouter.logs import logObserver
 from linkrouter.routing.identification import Identified, Unidentified
+from linkrouter.routing.stats import RequestStats
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 
 from .codec import (
@@ -80,16 +87,24 @@ def describe(failure: Failure) -> str:
 class _Slot:
     """
     A reply position on a connection, filled when the reply is ready;
-    C{counted} if the call was handed to the router (not refused).
+    C{counted} if the call was handed to the router (not refused).  C{call}
+    is the call answered there (C{None} for the TTwitter upgrade) and
+    C{start} what the server's L{RequestStats} began it with.
     """
 
-    __slots__ = ("counted", "data", "deferred")
+    __slots__ = ("call", "counted", "data", "deferred", "start")
 
     def __init__(
-        self, deferred: Deferred[Message | None] | Deferred[None], counted: bool = False
+        self,
+        deferred: Deferred[Message | None] | Deferred[None],
+        counted: bool = False,
+        call: ThriftCall | None = None,
+        start: float = 0.0,
     ) -> None:
         self.deferred = deferred
         self.counted = counted
+        self.call = call
+        self.start = start
         self.data: bytes | None = None
 
 
@@ -111,6 +126,7 @@ class ThriftServerProtocol(Protocol):
         self._identifier = server.identifier
         self._handler = server.handler
         self._clearContext = server.clearContext
+        self._stats = server.requestStats
         self._liveness = Liveness.forOptions(
             server.clock, server.socketOptions, self._expecting, self._timedOut
         )
@@ -190,6 +206,7 @@ class ThriftServerProtocol(Protocol):
                 header = clearedHeader(header)
         call = ThriftCall(message, header)
         server = self._server
+        start = self._stats.begin() if self._stats is not None else 0.0
         refusal = server.refusal()
         if refusal is not None:
             result: Deferred[Message | None] = fail(refusal)
@@ -197,13 +214,11 @@ class ThriftServerProtocol(Protocol):
             server.started()
             result = self._dispatch(call)
         if call.oneway:
-            result.addBoth(self._onewayDone, message, refusal is None)
+            result.addBoth(self._onewayDone, call, refusal is None, start)
             return
-        slot = _Slot(result, refusal is None)
+        slot = _Slot(result, refusal is None, call, start)
         self._slots.append(slot)
-        result.addCallbacks(
-            self._replied, self._failed, callbackArgs=(slot,), errbackArgs=(slot, message)
-        )
+        result.addCallbacks(self._replied, self._failed, callbackArgs=(slot,), errbackArgs=(slot,))
 
     def _dispatch(self, call: ThriftCall) -> Deferred[Message | None]:
         try:
@@ -220,29 +235,38 @@ class ThriftServerProtocol(Protocol):
         assert isinstance(identification, Identified)
         return self._handler(identification, call)
 
-    def _onewayDone(self, result: object, message: Message, counted: bool) -> None:
+    def _onewayDone(self, result: object, call: ThriftCall, counted: bool, start: float) -> None:
         if counted:
             self._server.finished()
-        if isinstance(result, Failure):
+        failure = result if isinstance(result, Failure) else None
+        if self._stats is not None:
+            self._stats.end(start, call, None, failure)
+        if failure is not None:
             log.info(
                 "Oneway Thrift call {name} from {peer} not delivered: {why}",
-                name=message.name,
+                name=call.message.name,
                 peer=self._peer(),
-                why=describe(result),
+                why=describe(failure),
             )
 
     def _replied(self, reply: Message | None, slot: _Slot) -> None:
         if slot.counted:
             self._server.finished()
+        if self._stats is not None:
+            self._stats.end(slot.start, slot.call, reply, None)
         prefix = EMPTY_STRUCT if self._upgraded else b""
         slot.data = forward(reply, self._framed, prefix) if reply is not None else b""
         self._flush()
 
-    def _failed(self, failure: Failure, slot: _Slot, message: Message) -> None:
+    def _failed(self, failure: Failure, slot: _Slot) -> None:
         if slot.counted:
             self._server.finished()
+        if self._stats is not None:
+            self._stats.end(slot.start, slot.call, None, failure)
         if failure.check(CancelledError) and self._closed:
             return
+        assert slot.call is not None
+        message = slot.call.message
         text = f"Internal error processing {message.name}: '{describe(failure)}'"
         prefix = EMPTY_STRUCT if self._upgraded else b""
         slot.data = frame(
@@ -311,6 +335,8 @@ class ThriftServerFactory(ServerFactory):
     silence) and C{writeTimeoutMs} (replies not leaving).  With
     C{clearContext}, callers' request headers are cleared (see the module
     docstring).
+
+    Until L{observe} gives it a metrics scope, the factory counts nothing.
     """
 
     noisy = False
@@ -343,8 +369,28 @@ class ThriftServerFactory(ServerFactory):
         self.draining = False
         self.connections: set[ThriftServerProtocol] = set()
         self._whenClosed: list[Deferred[None]] = []
+        self.requestStats: RequestStats | None = None
+        self._connects: Callable[[], object] = _nothing
+        self._closes: Callable[[], object] = _nothing
+        self._gauge: IGauge | None = None
+
+    def observe(self, stats: IStatsReceiver, requestStats: RequestStats | None = None) -> None:
+        """
+        Record from now on under C{stats} (the server's scope): the
+        C{connects} and C{closes} counters and the C{connections} gauge
+        (open connections), and, given C{requestStats}, every call of the
+        connections accepted from now on.
+        """
+        self.requestStats = requestStats
+        self._connects = stats.counter("connects").incr
+        self._closes = stats.counter("closes").incr
+        self._gauge = stats.addGauge(("connections",), self._openConnections)
+
+    def _openConnections(self) -> float:
+        return float(len(self.connections))
 
     def buildProtocol(self, addr: IAddress | None) -> ThriftServerProtocol:
+        self._connects()
         return ThriftServerProtocol(self)
 
     def refusal(self) -> Exception | None:
@@ -367,6 +413,7 @@ class ThriftServerFactory(ServerFactory):
         self._finished()
 
     def lost(self, connection: ThriftServerProtocol) -> None:
+        self._closes()
         self.connections.discard(connection)
         if not self.connections and self._whenClosed:
             whenClosed, self._whenClosed = self._whenClosed, []
