@@ -12,13 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from linkrouter.config import (
     ConfigError,
-    LinkerConfig,
     PrefixPattern,
     loadLinkerConfig,
-    parseLinkerConfig,
 )
 from linkrouter.naming import Dtab, Path
-from tests import plugin_fixtures
+from tests._config import ConfigCase
 
 MINIMAL = """
 routers:
@@ -27,18 +25,7 @@ routers:
 """
 
 
-class LinkerTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.registry = plugin_fixtures.registry(self)
-
-    def parse(self, text: str) -> LinkerConfig:
-        return parseLinkerConfig(text, "l.yaml", self.registry)
-
-    def problems(self, text: str) -> list[str]:
-        with self.assertRaises(ConfigError) as raised:
-            self.parse(text)
-        return str(raised.exception).splitlines()
-
+class LinkerTests(ConfigCase):
     def test_defaults(self) -> None:
         config = self.parse(MINIMAL)
         self.assertEqual((config.admin.ip, config.admin.port), ("0.0.0.0", 9990))

@@ -18,16 +18,15 @@ from linkrouter.client.budget import RetryBudget as RuntimeBudget
 from linkrouter.config import (
     ClientParams,
     ConfigError,
-    LinkerConfig,
     PrefixPattern,
     RetryBudget,
     ServiceParams,
     SocketOptions,
-    parseLinkerConfig,
 )
 from linkrouter.config._policy import PrefixedPolicy, merge
 from linkrouter.naming import Path
 from tests import plugin_fixtures
+from tests._config import ConfigCase
 
 
 @attrs.frozen
@@ -117,18 +116,7 @@ def budgetYaml(where: str, budget: str) -> str:
     return "routers:\n- protocol: test.line\n" + section
 
 
-class BudgetTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.registry = plugin_fixtures.registry(self)
-
-    def parse(self, text: str) -> LinkerConfig:
-        return parseLinkerConfig(text, "l.yaml", self.registry)
-
-    def problems(self, text: str) -> list[str]:
-        with self.assertRaises(ConfigError) as raised:
-            self.parse(text)
-        return str(raised.exception).splitlines()
-
+class BudgetTests(ConfigCase):
     def budgets(self, budget: str) -> list[RetryBudget]:
         client = self.parse(budgetYaml("client", budget)).routers[0].client
         service = self.parse(budgetYaml("service", budget)).routers[0].service
