@@ -48,6 +48,27 @@ routers:
         ms: 0
 """
 
+PER_PREFIX = """
+routers:
+- protocol: http
+  label: rt1
+  dtab: /svc/foo => /$/inet/127.0.0.1/8080; /svc/bar => /$/inet/127.0.0.1/8081;
+  servers:
+  - port: 4140
+  client:
+    failureAccrual:
+      kind: none
+  service:
+    kind: io.l5d.static
+    configs:
+    - prefix: /
+      responseClassifier:
+        kind: io.l5d.http.nonRetryable5XX
+    - prefix: /svc/foo
+      responseClassifier:
+        kind: {classifier}
+"""
+
 _OTHERS = ("loadbalancer", "retries", "timeouts", "failure_accrual")
 SERVICE = ("rt", "rt1", "service", "svc/foo")
 CLIENT = ("rt", "rt1", "client", "$/inet/127.0.0.1/8080")
@@ -85,9 +106,9 @@ class _Endpoint:
 
 
 class AssemblyStatsTests(SynchronousTestCase):
-    def build(self, classifier: str = "io.l5d.http.retryableAll5XX") -> Router:
+    def build(self, classifier: str = "io.l5d.http.retryableAll5XX", text: str = CONFIG) -> Router:
         (config,) = parseLinkerConfig(
-            CONFIG.format(classifier=classifier), "test.yaml", _REGISTRY
+            text.format(classifier=classifier), "test.yaml", _REGISTRY
         ).routers
         self.clock = Clock()
         self.clock.advance(1000)
@@ -176,6 +197,26 @@ class AssemblyStatsTests(SynchronousTestCase):
         self.assertEqual(self.metrics_(SERVICE), expected)
         pools = {"pool_size": 0.0, "pool_waiters": 0.0}  # the test's endpoint has no pool
         self.assertEqual(self.metrics_(CLIENT), {**expected, **pools})
+
+    def test_destinationClassifierReachesTheClient(self) -> None:
+        """
+        A classifier set for one prefix under C{io.l5d.static} decides the
+        client's metrics and failure accrual for that destination's
+        requests too, as in Linkerd; the router-wide one still applies to
+        the others.
+        """
+        router = self.build("io.l5d.http.allSuccessful", PER_PREFIX)
+        d = self.route(router, _Request())
+        self.answer(_Response(500))
+        self.assertEqual(self.successResultOf(d).status, 500)
+        other = router.route(Identified(Path.read("/svc/bar")), _Request())
+        self.answer(_Response(500))
+        self.assertEqual(self.successResultOf(other).status, 500)
+        for scope in (SERVICE, CLIENT):
+            found = self.metrics_(scope)
+            self.assertEqual((found["success"], found["failures"]), (1, 0), scope)
+        client = self.metrics_(("rt", "rt1", "client", "$/inet/127.0.0.1/8081"))
+        self.assertEqual((client["success"], client["failures"]), (0, 1))
 
     def test_nonRetryableFailure(self) -> None:
         """A 500 the classifier does not retry is a failure in both scopes."""

@@ -53,6 +53,25 @@ MAX_REQUEUES_PER_REQUEST = 25
 """A bound independent of the budget, so one request cannot loop."""
 
 
+class _DestinationClassifier:
+    """
+    The response classifier of the destination whose request the router
+    core is handing to a client right now (C{None}: the client's own).  The
+    router sets it just before it calls the client; a L{Balancer} takes it
+    as the call begins and classifies that request's outcome with it, for
+    failure accrual and the client's metrics, as Linkerd carries a
+    service's classifier to its clients with each request.
+    """
+
+    __slots__ = ("classify",)
+
+    def __init__(self) -> None:
+        self.classify: Classifier | None = None
+
+
+destinationClassifier = _DestinationClassifier()
+
+
 def classifyFailures(request: object, response: object, failure: Failure | None) -> ResponseClass:
     """The default classifier: a response succeeded, a failure failed."""
     if failure is None:
@@ -173,7 +192,7 @@ class Balancer:
         self._whenClosed: list[Deferred[None]] = []
         self._resolved = False
         self._resolutionTimeout = policy.resolutionTimeout
-        self._waiting: list[tuple[Deferred[Any], object, float]] = []
+        self._waiting: list[tuple[Deferred[Any], object, float, Classifier]] = []
         self._recorder = policy.requestStats
         self._annotate = policy.annotate
         self._waitTimer: IDelayedCall | None = None
@@ -215,6 +234,11 @@ class Balancer:
         return Status.OPEN if self._countAvailable(stopAtOne=True) else Status.BUSY
 
     def __call__(self, request: object) -> Deferred[Any]:
+        classify = destinationClassifier.classify
+        if classify is None:
+            classify = self._classify
+        else:
+            destinationClassifier.classify = None
         if self._annotate is not None:
             self._annotate(request)
         recorder = self._recorder
@@ -225,8 +249,8 @@ class Balancer:
             begun = 0.0
             self._budget.deposit()
         if not self._resolved and not self._closed:
-            return self._wait(request, begun)
-        return self._dispatch(request, 0, None, begun)
+            return self._wait(request, begun, classify)
+        return self._dispatch(request, 0, None, begun, classify)
 
     def _end(self, request: object, begun: float, error: Exception) -> Failure:
         """A request failed without reaching an endpoint: record it."""
@@ -237,21 +261,21 @@ class Balancer:
 
     # -- waiting for the first addresses
 
-    def _wait(self, request: object, begun: float) -> Deferred[Any]:
+    def _wait(self, request: object, begun: float, classify: Classifier) -> Deferred[Any]:
         """
         Hold C{request} until the bound name's addresses are first known
         (a host name being resolved, a namer still reading its source).
         """
 
         def cancel(d: Deferred[Any]) -> None:
-            for index, (waiter, _, _) in enumerate(self._waiting):
+            for index, (waiter, _, _, _) in enumerate(self._waiting):
                 if waiter is d:
                     del self._waiting[index]
                     d.errback(self._end(request, begun, CancelledError()))
                     return
 
         d: Deferred[Any] = Deferred(cancel)
-        self._waiting.append((d, request, begun))
+        self._waiting.append((d, request, begun, classify))
         if self._waitTimer is None:
             self._waitTimer = self._clock.callLater(self._resolutionTimeout, self._giveUp)
         return d
@@ -267,14 +291,19 @@ class Balancer:
             self._waitTimer.cancel()
             self._waitTimer = None
         waiting, self._waiting = self._waiting, []
-        for d, request, begun in waiting:
+        for d, request, begun, classify in waiting:
             if error is not None:
                 d.errback(self._end(request, begun, error))
             else:
-                self._dispatch(request, 0, None, begun).chainDeferred(d)
+                self._dispatch(request, 0, None, begun, classify).chainDeferred(d)
 
     def _dispatch(
-        self, request: object, requeues: int, avoid: Endpoint | None, begun: float
+        self,
+        request: object,
+        requeues: int,
+        avoid: Endpoint | None,
+        begun: float,
+        classify: Classifier,
     ) -> Deferred[Any]:
         ep = self._dist.pick(avoid)
         if ep is None:
@@ -304,7 +333,7 @@ class Balancer:
             d: Deferred[Any] = ep.client(request)
         except Exception:
             d = fail()
-        d.addBoth(self._finished, ep, request, start, requeues, probe, begun)
+        d.addBoth(self._finished, ep, request, start, requeues, probe, begun, classify)
         return d
 
     def _finished(
@@ -316,6 +345,7 @@ class Balancer:
         requeues: int,
         probe: bool,
         begun: float,
+        classify: Classifier,
     ) -> object:
         ep.pending -= 1
         self._pending -= 1
@@ -330,7 +360,7 @@ class Balancer:
         success: bool | None = None
         if not ep.draining and (failure is None or not failure.check(CancelledError)):
             try:
-                success = self._classify(request, response, failure) is _SUCCESS
+                success = classify(request, response, failure) is _SUCCESS
             except Exception:
                 log.failure("Response classifier failed; counting the request as failed")
                 success = failure is None
@@ -346,7 +376,7 @@ class Balancer:
         if failure is not None and not self._closed and isRequeueable(failure):
             if requeues < MAX_REQUEUES_PER_REQUEST and self._budget.tryWithdraw():
                 self._requeues.incr()
-                return self._dispatch(request, requeues + 1, ep, begun)
+                return self._dispatch(request, requeues + 1, ep, begun, classify)
             self._budgetExhausted.incr()
         if self._recorder is not None:
             self._recorder.end(begun, request, response, failure, success)

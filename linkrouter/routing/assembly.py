@@ -180,6 +180,12 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         if close is not None:
             close()
 
+    def classifierOf(dst: Path) -> _Classify | None:
+        # Only a destination whose classifier is not the router's needs to
+        # hand its own to the clients.
+        own = classifierFor(config.service.forPath(dst).responseClassifier)
+        return None if own is None or own is routerClassifier else _Classify(own)
+
     router = Router(
         config.label,
         config.dtab,
@@ -191,6 +197,7 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         idleTtl=float(config.bindingCache.idleTtlSecs),
         maxServices=config.bindingCache.paths,
         maxClients=config.bindingCache.clients,
+        classifierOf=classifierOf,
         onEvict=evict,
         classifier=routerClassifier,
     )

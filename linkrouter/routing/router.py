@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from linkrouter.client.balancer import Classifier, destinationClassifier
 from linkrouter.interfaces import IClient, IDelegator, IInterpreter, IResponseClassifier, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import (
@@ -66,6 +67,12 @@ NewClient = Callable[[Bound], IClient]
 
 NewService = Callable[[Path, IClient], IClient]
 """Wraps a destination's dispatcher with service policy and stats."""
+
+ClassifierOf = Callable[[Path], "Classifier | None"]
+"""
+A destination's own response classifier for its clients (failure accrual
+and client metrics), or C{None} where the clients' own one applies.
+"""
 
 log = Logger(observer=logObserver)
 
@@ -132,6 +139,7 @@ class _Service:
         self.dtab = router.dtab + localDtab if len(localDtab) else router.dtab
         self.lastUsed = router.clock.seconds()
         self.status = Status.OPEN
+        self.classify = router.classifierOf(dst)
         self._picker: _Picker | None = None
         self._bindError: RoutingError | None = None
         self._entries: list[_ClientEntry] = []
@@ -147,6 +155,7 @@ class _Service:
         if picker is not None:
             choice = picker.pick(self.router.random)
             if isinstance(choice, _ClientEntry):
+                destinationClassifier.classify = self.classify
                 return choice.client(request)
             return self._failWith(choice)
         if self._bindError is not None:
@@ -278,6 +287,9 @@ class Router:
         are kept at most (C{bindingCache.paths}).
     @param maxClients: how many clients are kept at most, unless more are
         in use (C{bindingCache.clients}).
+    @param classifierOf: a destination's own classifier for its clients,
+        handed to them with each request (see
+        L{linkrouter.client.balancer.destinationClassifier}).
     @param classifier: the router's response classifier, for protocols to
         count their servers' successes and failures the same way.
     """
@@ -294,6 +306,7 @@ class Router:
         idleTtl: float = 600.0,
         maxServices: int = 1000,
         maxClients: int = 1000,
+        classifierOf: ClassifierOf = lambda dst: None,
         rng: Callable[[], float] = random.random,
         onEvict: Callable[[str, str], object] = lambda kind, name: None,
         classifier: IResponseClassifier | None = None,
@@ -309,6 +322,7 @@ class Router:
         self.idleTtl = idleTtl
         self.maxServices = max(1, maxServices)
         self.maxClients = max(1, maxClients)
+        self.classifierOf = classifierOf
         self.random = rng
         self._onEvict = onEvict
         self._services: dict[tuple[Path, Dtab], _Service] = {}
