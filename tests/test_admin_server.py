@@ -38,8 +38,11 @@ class _Turn:
 
 class BasicEndpointTests(SynchronousTestCase):
     def test_ping(self):
-        response = AdminHarness().get("/admin/ping")
+        harness = AdminHarness()
+        response = harness.get("/admin/ping")
         self.assertEqual((response.code, response.text), (200, "pong"))
+        posted = harness.request("POST", "/admin/ping")  # any method, as TwitterServer
+        self.assertEqual((posted.code, posted.text), (200, "pong"))
 
     def test_index(self):
         """
@@ -71,7 +74,7 @@ class BasicEndpointTests(SynchronousTestCase):
         self.assertEqual(harness.get("/admin/%70ing").code, 404)
 
     def test_wrongMethod(self):
-        self.assertEqual(AdminHarness().request("POST", "/admin/ping").code, 405)
+        self.assertEqual(AdminHarness().request("POST", "/config.json").code, 405)
 
     def test_config(self):
         config = {"admin": {"port": 9990}, "routers": [{"protocol": "http"}]}

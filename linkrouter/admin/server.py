@@ -57,6 +57,15 @@ class _Get(Resource):
         return self._render(request)
 
 
+class _Ping(Resource):
+    """C{pong} to any method, as TwitterServer's ping answers."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return textBody(request, "pong")
+
+
 class _Later(Resource):
     """A GET endpoint answering the JSON of what C{provide()} fires with."""
 
@@ -207,7 +216,7 @@ def makeAdminSite(
         return jsonBody(request, {**info, "start_time": startTime, "uptime": uptimeMs})
 
     routes: dict[str, IResource] = {
-        "/admin/ping": _Get(lambda request: textBody(request, "pong")),
+        "/admin/ping": _Ping(),
         "/admin/metrics.json": StreamingResource(_metricsJson(registry), JSON, cooperator),
         "/admin/metrics/prometheus": prometheusResource(registry, "", cooperator),
         "/config.json": _Get(lambda request: jsonBody(request, config or {})),
