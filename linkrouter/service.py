@@ -152,6 +152,7 @@ class LinkerService(MultiService):
         super().__init__()
         self.config = config
         self.reactor = reactor
+        self._grace: float | None = None  # set by shutdown(grace)
         self.registry = registry
         self.metrics = metrics
         self.baseDir = baseDir
@@ -277,7 +278,9 @@ class LinkerService(MultiService):
             for r in self.routers
             if IDrainable.providedBy(r.service) and r.service.running
         ]
-        grace = self.config.admin.shutdownGraceMs / 1000.0
+        grace = self._grace
+        if grace is None:
+            grace = self.config.admin.shutdownGraceMs / 1000.0
         log.info(
             "stopping: draining {count} routers for up to {grace}s",
             count=len(draining),
@@ -375,11 +378,13 @@ class LinkerService(MultiService):
             said.append(f"router {label} removed: restart to apply")
         return said
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float | None = None) -> None:
         """
         Stop the process gracefully, as SIGTERM does (C{POST
-        /admin/shutdown}).
+        /admin/shutdown}); C{grace} seconds, if given, replace
+        C{admin.shutdownGraceMs} for this stop.
         """
+        self._grace = grace
         log.info("shutdown requested")
         try:
             self.reactor.stop()

@@ -99,7 +99,31 @@ class BasicEndpointTests(SynchronousTestCase):
         self.assertEqual(harness.get("/admin/shutdown").code, 405)
         self.assertEqual(calls, [])
         response = harness.request("POST", "/admin/shutdown")
-        self.assertEqual((response.code, calls), (200, [1]))
+        self.assertEqual((response.code, response.text, calls), (200, "quitting\n", [1]))
+
+    def test_shutdownGrace(self):
+        """
+        C{grace} in Finagle's duration format replaces the configured grace
+        for this stop; one that does not parse is refused, and nothing stops.
+        """
+        graces: list[float] = []
+        harness = AdminHarness(shutdown=graces.append)
+        bad = harness.request("POST", "/admin/shutdown?grace=soon")
+        self.assertEqual(bad.code, 400)
+        self.assertIn("soon is not a valid duration", bad.text)
+        self.assertEqual(graces, [])
+        ok = harness.request("POST", "/admin/shutdown?grace=1.minute%2B500.milliseconds")
+        self.assertEqual((ok.code, graces), (200, [60.5]))
+
+    def test_parseDuration(self):
+        from linkrouter.admin.server import parseDuration
+
+        self.assertEqual(parseDuration("5.seconds"), 5.0)
+        self.assertEqual(parseDuration("1.second"), 1.0)
+        self.assertEqual(parseDuration("250.milliseconds"), 0.25)
+        self.assertEqual(parseDuration("2.minutes+3.seconds"), 123.0)
+        for bad in ("5", "seconds", "1.5.seconds", "-1.seconds", "5.fortnights", ""):
+            self.assertIsNone(parseDuration(bad), bad)
 
     def test_clientStateDeferred(self):
         state: Deferred[object] = Deferred()

@@ -104,6 +104,23 @@ class LinkerServiceTests(TestCase):
         await linker.stopService()
         self.assertFalse(linker.routers[0].service.running)
 
+    async def test_shutdownGraceReplacesTheConfigured(self) -> None:
+        """
+        C{shutdown(grace)} (C{POST /admin/shutdown?grace=...}) bounds this
+        stop's drain instead of C{admin.shutdownGraceMs}.
+        """
+        linker = self.build(grace=60000)
+        linker.startService()
+        client = await self.connect(linker)
+        client.ask("hold")
+        await _until(lambda: linker.routers[0].service.inFlight == 1)  # type: ignore[attr-defined]
+        # What shutdown(0.05) records before it stops the reactor (the
+        # suite's own, which this test must not stop).
+        linker._grace = 0.05
+        started = reactor.seconds()  # type: ignore[attr-defined]
+        await linker.stopService()
+        self.assertLess(reactor.seconds() - started, 30)  # type: ignore[attr-defined]
+
     def test_portConflict(self) -> None:
         first = self.build()
         first.startService()

@@ -12,6 +12,7 @@ for unknown ones.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any
@@ -86,19 +87,63 @@ class _Later(Resource):
         return respondLater(request, result, self._clock, self._timeout)
 
 
+_DURATION_TERM = re.compile(
+    r"(\d+)\.(nanosecond|microsecond|millisecond|second|minute|hour|day)s?", re.IGNORECASE
+)
+_UNIT_SECONDS = {
+    "nanosecond": 1e-9,
+    "microsecond": 1e-6,
+    "millisecond": 1e-3,
+    "second": 1.0,
+    "minute": 60.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+}
+
+
+def parseDuration(text: str) -> float | None:
+    """
+    Seconds in a duration as Finagle writes them (C{5.seconds},
+    C{1.minute+30.seconds}), or C{None} if C{text} is not one.
+    """
+    total = 0.0
+    for term in text.strip().split("+"):
+        match = _DURATION_TERM.fullmatch(term.strip())
+        if match is None:
+            return None
+        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    return total
+
+
 class _Shutdown(Resource):
+    """
+    C{POST /admin/shutdown}: the graceful stop, as TwitterServer's; an
+    optional C{grace} (C{10.seconds}) replaces C{admin.shutdownGraceMs}
+    for this stop.
+    """
+
     isLeaf = True
 
-    def __init__(self, shutdown: Callable[[], object], clock: IReactorTime) -> None:
+    def __init__(self, shutdown: Callable[..., object], clock: IReactorTime) -> None:
         super().__init__()
         self._shutdown = shutdown
         self._clock = clock
 
     def render_POST(self, request: Request) -> bytes:
-        _log.info("shutdown requested through the admin server")
+        text = arg(request, "grace")
+        if text is None:
+            _log.info("shutdown requested through the admin server")
+            stop: tuple[object, ...] = ()
+        else:
+            grace = parseDuration(text)
+            if grace is None:
+                message = f"could not parse 'grace' parameter: {text} is not a valid duration\n"
+                return textBody(request, message, 400)
+            _log.info("shutdown requested through the admin server, grace {grace}s", grace=grace)
+            stop = (grace,)
         # Answer first: stopping the services may close this connection.
-        self._clock.callLater(0, self._shutdown)
-        return textBody(request, "ok\n")
+        self._clock.callLater(0, self._shutdown, *stop)
+        return textBody(request, "quitting\n")
 
 
 class _AdminRoot(Resource):
@@ -172,7 +217,7 @@ def makeAdminSite(
     *,
     config: object = None,
     routers: Mapping[str, RouterHandle] | None = None,
-    shutdown: Callable[[], object] | None = None,
+    shutdown: Callable[..., object] | None = None,
     logLevels: LogLevelFilterPredicate | None = None,
     loggers: Iterable[str] = (),
     clientState: Callable[[], object] | None = None,
@@ -191,7 +236,8 @@ def makeAdminSite(
     @param config: the parsed configuration, JSON-ready, for C{/config.json}.
     @param routers: router handles by label, for C{/delegator.json}.
     @param shutdown: called (on the next reactor turn) by
-        C{POST /admin/shutdown}: starts the graceful stop.
+        C{POST /admin/shutdown}: starts the graceful stop; with the
+        request's C{grace} in seconds, if it has one.
     @param logLevels: the log filter's predicate, for C{/logging.json};
         C{loggers} are the namespaces it lists besides the root.
     @param clientState: returns (or fires with) the JSON of
