@@ -687,6 +687,11 @@ routers:
         self.assertLessEqual(len(scopes), 10)
         self.assertIn("svc/made-up-39", scopes)
         self.assertLessEqual(len(router.service.router._services), 10)
+        # Linkerd's binding cache counters say what happened.
+        self.assertEqual(router.metric("rt/http/bindcache/path/misses").value, 40)
+        self.assertGreaterEqual(router.metric("rt/http/bindcache/path/evicts").value, 30)
+        self.assertEqual(router.metric("rt/http/bindcache/path/expires").value, 0)
+        self.assertEqual(router.metric("rt/http/bindcache/client/misses").value, 1)
 
     @inlineCallbacks
     def test_gracefulStop(self) -> Any:

@@ -36,6 +36,7 @@ from linkrouter.routing import (
     Router,
     explainDelegation,
 )
+from linkrouter.telemetry.stats import MetricsRegistry
 
 
 @implementer(IClient)
@@ -107,7 +108,9 @@ class RouterTests(SynchronousTestCase):
         self.evicted: list[tuple[str, str]] = []
         self.router = self.makeRouter()
 
-    def makeRouter(self, maxServices: int = 1000, maxClients: int = 1000) -> Router:
+    def makeRouter(
+        self, maxServices: int = 1000, maxClients: int = 1000, stats: Any = None
+    ) -> Router:
         return Router(
             "http",
             Dtab.read("/svc=>/#/test"),
@@ -120,6 +123,7 @@ class RouterTests(SynchronousTestCase):
             onEvict=lambda kind, name: self.evicted.append((kind, name)),
             maxServices=maxServices,
             maxClients=maxClients,
+            stats=stats,
         )
 
     def newClient(self, b: Bound) -> IClient:
@@ -261,6 +265,8 @@ class RouterTests(SynchronousTestCase):
         A destination unused for the TTL is evicted: its namer watch stops
         and its client is closed.
         """
+        registry = MetricsRegistry()
+        self.router = self.makeRouter(stats=registry.statsReceiver())
         self.namer.set("users", Leaf(bound("users")))
         self.successResultOf(self.route("users"))
         self.router.start()
@@ -269,6 +275,21 @@ class RouterTests(SynchronousTestCase):
         self.clock.advance(61)
         self.assertTrue(self.built[Path.of("#", "test", "users")].closed)
         self.assertEqual(self.router.boundNames(), [])
+        counted = {
+            "/".join(names): metric.value  # type: ignore[union-attr]
+            for names, metric in registry.items()
+        }
+        self.assertEqual(
+            counted,
+            {
+                "bindcache/path/misses": 1,
+                "bindcache/path/evicts": 0,
+                "bindcache/path/expires": 1,
+                "bindcache/client/misses": 1,
+                "bindcache/client/evicts": 0,
+                "bindcache/client/expires": 1,
+            },
+        )
 
     def test_idleOverrideKeepsTheNamesMetrics(self) -> None:
         """

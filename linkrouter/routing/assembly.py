@@ -198,6 +198,7 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         maxServices=config.bindingCache.paths,
         maxClients=config.bindingCache.clients,
         classifierOf=classifierOf,
+        stats=stats,
         onEvict=evict,
         classifier=routerClassifier,
     )

@@ -38,7 +38,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from linkrouter.client.balancer import Classifier, destinationClassifier
-from linkrouter.interfaces import IClient, IDelegator, IInterpreter, IResponseClassifier, Status
+from linkrouter.interfaces import (
+    IClient,
+    IDelegator,
+    IInterpreter,
+    IResponseClassifier,
+    IStatsReceiver,
+    Status,
+)
 from linkrouter.logs import logObserver
 from linkrouter.naming import (
     EMPTY,
@@ -57,6 +64,7 @@ from linkrouter.naming import (
     Union,
     delegateJson,
 )
+from linkrouter.telemetry.stats import NullStatsReceiver
 
 from .errors import BindingFailed, BindingTimeout, NoHostsAvailable, RouterClosed, RoutingError
 from .explain import explainDelegation
@@ -287,6 +295,10 @@ class Router:
         are kept at most (C{bindingCache.paths}).
     @param maxClients: how many clients are kept at most, unless more are
         in use (C{bindingCache.clients}).
+    @param stats: the router's scope, for Linkerd's C{bindcache/path/...}
+        (destinations) and C{bindcache/client/...} counters: C{misses}
+        (entries made), C{evicts} (dropped to make room) and C{expires}
+        (dropped when idle).
     @param classifierOf: a destination's own classifier for its clients,
         handed to them with each request (see
         L{linkrouter.client.balancer.destinationClassifier}).
@@ -310,8 +322,15 @@ class Router:
         rng: Callable[[], float] = random.random,
         onEvict: Callable[[str, str], object] = lambda kind, name: None,
         classifier: IResponseClassifier | None = None,
+        stats: IStatsReceiver | None = None,
     ) -> None:
         self.label = label
+        cache = (stats or NullStatsReceiver()).scope("bindcache")
+        self._counted = {
+            (cache_, event): cache.counter(cache_, event).incr
+            for cache_ in ("path", "client")
+            for event in ("misses", "evicts", "expires")
+        }
         self.classifier = classifier
         self.dtab = dtab
         self.interpreter = interpreter
@@ -350,6 +369,7 @@ class Router:
         if service is None:
             if len(self._services) >= self.maxServices:
                 self._shedServices()
+            self._counted["path", "misses"]()
             service = self._services[key] = _Service(self, identified.dst, identified.localDtab)
         service.lastUsed = self.clock.seconds()
         return service.client(request)
@@ -360,6 +380,7 @@ class Router:
         if entry is None:
             if len(self._clients) >= self.maxClients:
                 self._shedClients()
+            self._counted["client", "misses"]()
             entry = self._clients[bound] = _ClientEntry(
                 bound, self.newClient(bound), self.clock.seconds()
             )
@@ -398,37 +419,40 @@ class Router:
                 keep.append((retiredAt, service))
         self._retired = keep
         idle = [key for key, service in self._services.items() if service.lastUsed <= cutoff]
-        for service in self._evictServices(idle):
+        for service in self._evictServices(idle, "expires"):
             service.close()
         unused = [
             bound
             for bound, entry in self._clients.items()
             if entry.refs <= 0 and entry.idleSince <= cutoff
         ]
-        self._evictClients(unused)
+        self._evictClients(unused, "expires")
 
-    def _evictServices(self, keys: Iterable[tuple[Path, Dtab]]) -> list[_Service]:
+    def _evictServices(self, keys: Iterable[tuple[Path, Dtab]], why: str) -> list[_Service]:
         """
-        Forget these destinations; the metrics of a name go unless a
-        destination left keeps it.
+        Forget these destinations, counted under C{why} (C{evicts} or
+        C{expires}); the metrics of a name go unless a destination left
+        keeps it.
         """
         evicted = [self._services.pop(key) for key in keys]
         if evicted:
+            self._counted["path", why](len(evicted))
             kept = {service.dst for service in self._services.values()}
             for dst in dict.fromkeys(service.dst for service in evicted):
                 if dst not in kept:
                     self._onEvict("service", dst.show)
         return evicted
 
-    def _evictClients(self, bounds: Iterable[Bound]) -> None:
+    def _evictClients(self, bounds: Iterable[Bound], why: str) -> None:
         """
-        Close these unused clients; the metrics of a name go unless a client
-        left keeps it.
+        Close these unused clients, counted under C{why}; the metrics of a
+        name go unless a client left keeps it.
         """
         evicted = [self._clients.pop(bound) for bound in bounds]
         for entry in evicted:
             entry.client.close()
         if evicted:
+            self._counted["client", why](len(evicted))
             kept = {bound.id for bound in self._clients}
             for name in dict.fromkeys(entry.bound.id for entry in evicted):
                 if name not in kept:
@@ -439,14 +463,15 @@ class Router:
         count = max(1, self.maxServices // 10)
         oldest = heapq.nsmallest(count, self._services.items(), key=lambda kv: kv[1].lastUsed)
         now = self.clock.seconds()
-        for service in self._evictServices(key for key, _ in oldest):
+        for service in self._evictServices((key for key, _ in oldest), "evicts"):
             self._retired.append((now, service))
 
     def _shedClients(self) -> None:
         """Make room: close the tenth of the unused clients idle longest."""
         count = max(1, self.maxClients // 10)
         idle = [(e.idleSince, b) for b, e in self._clients.items() if e.refs <= 0]
-        self._evictClients(b for _, b in heapq.nsmallest(count, idle, key=lambda pair: pair[0]))
+        oldest = heapq.nsmallest(count, idle, key=lambda pair: pair[0])
+        self._evictClients((bound for _, bound in oldest), "evicts")
 
     def explain(self, dtab: Dtab, path: Path) -> Deferred[str]:
         """
