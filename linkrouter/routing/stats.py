@@ -14,7 +14,7 @@ any other client.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from linkrouter.interfaces import (
     IClient,
+    IGauge,
     IResponseClassifier,
     IStatsReceiver,
     ResponseClass,
@@ -116,6 +117,37 @@ class RequestStats:
     def close(self) -> None:
         """Stop exporting the C{pending} gauge."""
         self._gauge.remove()
+
+
+def _nothing() -> None:
+    return None
+
+
+class ConnectionStats:
+    """
+    Finagle's connection metrics of a server: C{connects} (accepted),
+    C{closes} (closed) and the C{connections} gauge, the size of
+    C{connections} (the server factory's open ones).  The factory calls
+    L{connected} and L{closed}; nothing is recorded until L{observe} gives
+    a scope (the server's, known once its port is bound).
+    """
+
+    __slots__ = ("_connections", "_gauge", "closed", "connected")
+
+    def __init__(self, connections: Sized) -> None:
+        self._connections = connections
+        self.connected: Callable[[], object] = _nothing
+        self.closed: Callable[[], object] = _nothing
+        self._gauge: IGauge | None = None
+
+    def observe(self, stats: IStatsReceiver) -> None:
+        """Record under C{stats} from now on."""
+        self.connected = stats.counter("connects").incr
+        self.closed = stats.counter("closes").incr
+        self._gauge = stats.addGauge(("connections",), self._open)
+
+    def _open(self) -> float:
+        return float(len(self._connections))
 
 
 @implementer(IClient)

@@ -26,8 +26,9 @@ from twisted.python.failure import Failure
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session, SocketOptions
-from linkrouter.interfaces import IGauge, IStatsReceiver
+from linkrouter.interfaces import IStatsReceiver
 from linkrouter.logs import logObserver
+from linkrouter.routing.stats import ConnectionStats
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from protocols.http import errors
 from protocols.http.message import (
@@ -579,25 +580,14 @@ class HTTPServerFactory(Factory):
         self.socketOptions = socketOptions
         self.connections: set[HTTPServerProtocol] = set()
         self._idle: list[Deferred[None]] = []
-        self._connects: Callable[[], object] = _nothing
-        self._closes: Callable[[], object] = _nothing
-        self._gauge: IGauge | None = None
+        self.connectionStats = ConnectionStats(self.connections)
 
     def observe(self, stats: IStatsReceiver) -> None:
-        """
-        Count connections under C{stats} (the server's scope) from now on:
-        C{connects} (accepted), C{closes} (closed) and the C{connections}
-        gauge (open now).
-        """
-        self._connects = stats.counter("connects").incr
-        self._closes = stats.counter("closes").incr
-        self._gauge = stats.addGauge(("connections",), self._openConnections)
-
-    def _openConnections(self) -> float:
-        return float(len(self.connections))
+        """Count connections under C{stats} (the server's scope) from now on."""
+        self.connectionStats.observe(stats)
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
-        self._connects()
+        self.connectionStats.connected()
         protocol = HTTPServerProtocol(
             self.handler, self.config, self.accessLog, self.session, self.clock, self.socketOptions
         )
@@ -625,13 +615,9 @@ class HTTPServerFactory(Factory):
                 connection.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _lost(self, connection: HTTPServerProtocol) -> None:
-        self._closes()
+        self.connectionStats.closed()
         self.connections.discard(connection)
         if not self.connections and self._idle:
             idle, self._idle = self._idle, []
             for d in idle:
                 d.callback(None)
-
-
-def _nothing() -> None:
-    return None

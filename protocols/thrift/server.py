@@ -41,10 +41,10 @@ from twisted.python.failure import Failure
 from linkrouter._sessions import SessionTimer
 from linkrouter._transport import write
 from linkrouter.config import Session, SocketOptions
-from linkrouter.interfaces import IGauge, IIdentifier, IStatsReceiver
+from linkrouter.interfaces import IIdentifier, IStatsReceiver
 from linkrouter.logs import logObserver
 from linkrouter.routing.identification import Identified, Unidentified
-from linkrouter.routing.stats import RequestStats
+from linkrouter.routing.stats import ConnectionStats, RequestStats
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 
 from .codec import (
@@ -370,9 +370,7 @@ class ThriftServerFactory(ServerFactory):
         self.connections: set[ThriftServerProtocol] = set()
         self._whenClosed: list[Deferred[None]] = []
         self.requestStats: RequestStats | None = None
-        self._connects: Callable[[], object] = _nothing
-        self._closes: Callable[[], object] = _nothing
-        self._gauge: IGauge | None = None
+        self.connectionStats = ConnectionStats(self.connections)
 
     def observe(self, stats: IStatsReceiver, requestStats: RequestStats | None = None) -> None:
         """
@@ -382,15 +380,10 @@ class ThriftServerFactory(ServerFactory):
         connections accepted from now on.
         """
         self.requestStats = requestStats
-        self._connects = stats.counter("connects").incr
-        self._closes = stats.counter("closes").incr
-        self._gauge = stats.addGauge(("connections",), self._openConnections)
-
-    def _openConnections(self) -> float:
-        return float(len(self.connections))
+        self.connectionStats.observe(stats)
 
     def buildProtocol(self, addr: IAddress | None) -> ThriftServerProtocol:
-        self._connects()
+        self.connectionStats.connected()
         return ThriftServerProtocol(self)
 
     def refusal(self) -> Exception | None:
@@ -413,7 +406,7 @@ class ThriftServerFactory(ServerFactory):
         self._finished()
 
     def lost(self, connection: ThriftServerProtocol) -> None:
-        self._closes()
+        self.connectionStats.closed()
         self.connections.discard(connection)
         if not self.connections and self._whenClosed:
             whenClosed, self._whenClosed = self._whenClosed, []
