@@ -215,6 +215,27 @@ class HistogramTests(SynchronousTestCase):
             self.assertTrue(min(values) <= got <= max(values))
 
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            st.floats(allow_nan=False, min_value=-10, max_value=300),
+            st.integers(min_value=-10, max_value=2**32),
+        )
+    )
+    def test_bucketShortcut(self, value):
+        """
+        The shortcut for small values files every value in the bucket that
+        a search of the bucket limits finds.
+        """
+        from bisect import bisect_right
+
+        from linkrouter.telemetry.stats import _LIMITS
+
+        histogram = Histogram()
+        histogram.add(value)
+        self.assertEqual(list(histogram._counts), [bisect_right(_LIMITS, value)])
+
+
 class WindowServiceTests(SynchronousTestCase):
     def test_snapshotsEveryWindow(self):
         clock = Clock()

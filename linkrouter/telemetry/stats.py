@@ -61,6 +61,9 @@ Bucket C{i} holds values in C{[_LIMITS[i - 1], _LIMITS[i])}; bucket 0 holds
 negative values and bucket C{len(_LIMITS)} values from 2**31 up.
 """
 
+_EXACT: int = next(i for i, limit in enumerate(_LIMITS) if limit != i)
+"""Below this, bucket C{i + 1} holds exactly the values in C{[i, i + 1)}."""
+
 QUANTILES: tuple[tuple[str, float], ...] = (
     ("p50", 0.5),
     ("p90", 0.9),
@@ -186,7 +189,9 @@ class Histogram:
         _limits: list[int] = _LIMITS,
     ) -> None:
         # The defaults bind the bucket search as locals: this is the hot path.
-        self._counts[_bucket(_limits, value)] += 1
+        # Below _EXACT the buckets are one unit wide, so the bucket is the
+        # value's integer part plus one, without a search.
+        self._counts[int(value) + 1 if 0 <= value < _EXACT else _bucket(_limits, value)] += 1
         self._sum += value
         if value > self._max:
             self._max = value
