@@ -214,7 +214,6 @@ class HistogramTests(SynchronousTestCase):
             self.assertLessEqual(abs(got - exact), exact * 0.01 + 1, (name, got, exact))
             self.assertTrue(min(values) <= got <= max(values))
 
-
     @settings(max_examples=300, deadline=None)
     @given(
         st.one_of(
