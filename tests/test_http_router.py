@@ -651,7 +651,10 @@ routers:
 
     @inlineCallbacks
     def test_metrics(self) -> Any:
-        """Server, service and client metrics exist after traffic."""
+        """
+        Server, service and client metrics exist after traffic, the
+        client's connection metrics among them.
+        """
         a = Backend(self, "A")
         router = simpleRouter(self, f"/svc/* => {a.inet};")
         for _ in range(2):
@@ -666,6 +669,14 @@ routers:
             self.assertIsNotNone(router.metric(f"rt/http/{scope}/request_latency_ms"), scope)
         self.assertEqual(router.metric(f"rt/http/{client}/pool_size").read(), 1.0)
         self.assertEqual(router.metric(f"rt/http/{client}/pool_waiters").read(), 0.0)
+        # One keep-alive connection to the backend, reused.
+        self.assertEqual(router.metric(f"rt/http/{client}/connects").value, 1)
+        self.assertEqual(router.metric(f"rt/http/{client}/closes").value, 0)
+        self.assertEqual(router.metric(f"rt/http/{client}/connections").read(), 1.0)
+        for protocol in a.connections:
+            protocol.transport.loseConnection()
+        yield until(lambda: router.metric(f"rt/http/{client}/closes").value == 1)
+        self.assertEqual(router.metric(f"rt/http/{client}/connections").read(), 0.0)
 
     @inlineCallbacks
     def test_madeUpHostsAreBounded(self) -> Any:

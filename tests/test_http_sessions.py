@@ -3,7 +3,7 @@ Connection lifetimes of the HTTP router, with a fake clock: the endpoint
 pool's C{maxSize}, C{maxWaiters}, C{idleTimeMs} and C{minSize}, the client
 session's idle time and lifetime, the server session's idle time and
 lifetime, and the router's wiring of those
-keys.
+keys; and the client connection metrics the pools report.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from linkrouter._plugins import PluginRegistry
 from linkrouter._sessions import PoolLimits
 from linkrouter.config import ClientParams, HostConnectionPool, Session, parseLinkerConfig
 from linkrouter.naming import Address
+from linkrouter.routing.stats import ConnectionStats
 from linkrouter.service import LinkerService
+from linkrouter.telemetry.stats import Counter, Gauge, MetricsRegistry
 from protocols.http.client import HTTPPool
 from protocols.http.errors import PoolExhausted
 from protocols.http.message import BodyStream, Request, Response
@@ -176,6 +178,86 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(backend.closed(), [0])
         self.successResultOf(closing)
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+class ConnectionMetricsTests(SynchronousTestCase):
+    """
+    The pools of one client share its L{ConnectionStats}: C{connects},
+    C{closes} and the C{connections} gauge count their connections.
+    """
+
+    def setUp(self) -> None:
+        self.registry = MetricsRegistry()
+        self.stats = ConnectionStats(stats=self.registry.statsReceiver().scope("client"))
+
+    def metrics(self) -> tuple[object, object, object]:
+        """C{connects}, C{closes} and C{connections}."""
+        found = {names[-1]: metric for names, metric in self.registry.items()}
+        connects, closes, connections = found["connects"], found["closes"], found["connections"]
+        assert isinstance(connects, Counter) and isinstance(closes, Counter)
+        assert isinstance(connections, Gauge)
+        return connects.value, closes.value, connections.read()
+
+    def pool(self, port: int = 9999) -> tuple[Backend, HTTPPool]:
+        reactor = MemoryReactorClock()
+        pool = HTTPPool(reactor, reactor, "127.0.0.1", port)
+        pool.countConnections(self.stats)
+        return Backend(reactor), pool
+
+    def test_connectAndClose(self) -> None:
+        """
+        A connection counts once it is established, not while it is being
+        made, and is reused without counting again; its close counts.
+        """
+        self.assertEqual(self.metrics(), (0, 0, 0.0))
+        backend, pool = self.pool()
+        d = pool(Request(b"GET", b"/"))
+        self.assertEqual((pool.size, self.metrics()), (1, (0, 0, 0.0)))
+        backend.accept()
+        backend.answer(0)
+        self.successResultOf(d)
+        self.assertEqual(self.metrics(), (1, 0, 1.0))
+        d = pool(Request(b"GET", b"/"))
+        backend.answer(0)
+        self.successResultOf(d)
+        self.assertEqual(self.metrics(), (1, 0, 1.0))
+        protocol, transport = backend.connections[0]
+        transport.connected = False
+        protocol.connectionLost(Failure(ConnectionDone()))  # the backend closed it
+        self.assertEqual(self.metrics(), (1, 1, 0.0))
+
+    def test_poolsAddUp(self) -> None:
+        """
+        The gauge is the sum over the client's pools; a pool closed (its
+        endpoint gone) takes nothing from the counters.
+        """
+        (one, first), (other, second) = self.pool(9998), self.pool(9999)
+        calls = [first(Request(b"GET", b"/")), second(Request(b"GET", b"/"))]
+        calls.append(second(Request(b"GET", b"/")))
+        one.accept()
+        other.accept()
+        self.assertEqual(self.metrics(), (3, 0, 3.0))
+        for n in range(2):
+            other.answer(n)
+            self.successResultOf(calls[1 + n])
+        closing = second.close()
+        self.assertEqual(other.closed(), [0, 1])
+        self.successResultOf(closing)
+        self.assertEqual(self.metrics(), (3, 2, 1.0))
+        one.answer(0)
+        self.successResultOf(calls[0])
+        self.assertEqual(self.metrics(), (3, 2, 1.0))
+
+    def test_uncounted(self) -> None:
+        """A pool never given a L{ConnectionStats} counts nothing."""
+        reactor = MemoryReactorClock()
+        pool = HTTPPool(reactor, reactor, "127.0.0.1", 9999)
+        backend = Backend(reactor)
+        d = pool(Request(b"GET", b"/"))
+        backend.accept()
+        backend.answer(0)
+        self.successResultOf(d)
+        self.assertEqual(self.metrics(), (0, 0, 0.0))
 
 
 class ServerHarness:

@@ -2,7 +2,8 @@
 L{linkrouter.routing.assembly.buildRouter}: the request metrics of the
 service and client scopes, which the retry filter and the balancer record
 in their own callbacks, count each request once, with the same names and
-values as a separate stats layer around each would.
+values as a separate stats layer around each would; and the client's
+connection metrics, which its endpoints' pools report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from typing import Any
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -21,10 +22,11 @@ from linkrouter.client.errors import ConnectionFailed
 from linkrouter.config import ClientParams, parseLinkerConfig
 from linkrouter.context import BuildContext
 from linkrouter.interfaces import IClient, Status
-from linkrouter.naming import Address, Path
+from linkrouter.naming import AddrBound, Address, Bound, Path, Var
 from linkrouter.policy.timeouts import NANOS, Deadline, DeadlineExceeded
 from linkrouter.routing import Identified, Router
 from linkrouter.routing.assembly import ProtocolHooks, buildRouter
+from linkrouter.routing.stats import ConnectionStats
 from linkrouter.telemetry.stats import Counter, Gauge, Histogram, MetricsRegistry
 
 _REGISTRY = PluginRegistry.discover()
@@ -105,8 +107,43 @@ class _Endpoint:
         return Deferred()
 
 
-class AssemblyStatsTests(SynchronousTestCase):
-    def build(self, classifier: str = "io.l5d.http.retryableAll5XX", text: str = CONFIG) -> Router:
+class _Pool(_Endpoint):
+    """An endpoint whose (pretend) connections are counted."""
+
+    def __init__(self, address: Address) -> None:
+        _Endpoint.__init__(self)
+        self.address = address
+        self.stats: ConnectionStats | None = None
+        self.open = 0
+
+    def countConnections(self, stats: ConnectionStats) -> None:
+        self.stats = stats
+
+    def connect(self) -> None:
+        assert self.stats is not None
+        self.open += 1
+        self.stats.connected()
+
+    def lose(self) -> None:
+        assert self.stats is not None
+        self.open -= 1
+        self.stats.closed()
+
+    def close(self) -> Deferred[Any]:
+        while self.open:
+            self.lose()
+        return succeed(None)
+
+
+class AssemblyCase(SynchronousTestCase):
+    """Builds a router over test endpoints and reads its metrics."""
+
+    def build(
+        self,
+        classifier: str = "io.l5d.http.retryableAll5XX",
+        text: str = CONFIG,
+        connect: Any = None,
+    ) -> Router:
         (config,) = parseLinkerConfig(
             text.format(classifier=classifier), "test.yaml", _REGISTRY
         ).routers
@@ -127,11 +164,11 @@ class AssemblyStatsTests(SynchronousTestCase):
         )
         context = attrs.evolve(context, interpreter=interpreter)
 
-        def connect(address: Address, params: ClientParams) -> IClient:
+        def endpoint(address: Address, params: ClientParams) -> IClient:
             return self.endpoint
 
         hooks = ProtocolHooks(
-            connect=connect,
+            connect=connect or endpoint,
             statusOf=lambda response: response.status,
             deadlineOf=lambda request: request.deadline,
             serviceAnnotator=lambda dst: lambda request: request.marks.append("service"),
@@ -170,6 +207,8 @@ class AssemblyStatsTests(SynchronousTestCase):
                 found[name] = summary.count if summary is not None else None
         return found
 
+
+class AssemblyStatsTests(AssemblyCase):
     def test_success(self) -> None:
         """A 200 counts once in each scope, each annotator marks it once."""
         router = self.build()
@@ -196,7 +235,9 @@ class AssemblyStatsTests(SynchronousTestCase):
         }
         self.assertEqual(self.metrics_(SERVICE), expected)
         pools = {"pool_size": 0.0, "pool_waiters": 0.0}  # the test's endpoint has no pool
-        self.assertEqual(self.metrics_(CLIENT), {**expected, **pools})
+        # Nor connections, but the metrics exist from the start.
+        connections = {"connects": 0, "closes": 0, "connections": 0.0}
+        self.assertEqual(self.metrics_(CLIENT), {**expected, **pools, **connections})
 
     def test_destinationClassifierReachesTheClient(self) -> None:
         """
@@ -332,3 +373,97 @@ class AssemblyStatsTests(SynchronousTestCase):
         router.close()
         self.assertNotIn("pending", self.metrics_(SERVICE))
         self.assertNotIn("pending", self.metrics_(CLIENT))
+
+
+def _addresses(*ports: int) -> AddrBound:
+    return AddrBound(frozenset(Address("127.0.0.1", port) for port in ports))
+
+
+class ClientConnectionTests(AssemblyCase):
+    """
+    A client's C{connects}, C{closes} and C{connections} count the
+    connections of all its endpoints' pools, and of all the clients of its
+    name.
+    """
+
+    NAME = Path.read("/#/io.l5d.test/pools")
+    SCOPE = ("rt", "rt1", "client", "#/io.l5d.test/pools")
+
+    def setUp(self) -> None:
+        self.pools: list[_Pool] = []
+
+        def connect(address: Address, params: ClientParams) -> IClient:
+            pool = _Pool(address)
+            self.pools.append(pool)
+            return pool
+
+        self.router = self.build(connect=connect)
+
+    def client(self, addresses: Var[Any], residual: str = "") -> IClient:
+        rest = Path.read(residual) if residual else Path()
+        client = self.router.newClient(Bound(self.NAME, addresses, rest))
+        self.addCleanup(client.close)
+        return client
+
+    def connections(self) -> tuple[object, object, object]:
+        found = self.metrics_(self.SCOPE)
+        return found["connects"], found["closes"], found["connections"]
+
+    def test_sumOverPools(self) -> None:
+        """
+        The gauge adds up the pools' open connections; the counters keep
+        what a pool removed with its endpoint counted.
+        """
+        addresses: Var[Any] = Var(_addresses(1, 2))
+        self.client(addresses)
+        self.assertEqual(self.connections(), (0, 0, 0.0))
+        first, second = self.pools
+        first.connect()
+        second.connect()
+        second.connect()
+        self.assertEqual(self.connections(), (3, 0, 3.0))
+        first.lose()
+        self.assertEqual(self.connections(), (3, 1, 2.0))
+        addresses.set(_addresses(1))  # the balancer closes the second pool
+        self.assertEqual(second.open, 0)
+        self.assertEqual(self.connections(), (3, 3, 0.0))
+        first.connect()
+        self.assertEqual(self.connections(), (4, 3, 1.0))
+
+    def test_sameNameSharesTheMetrics(self) -> None:
+        """
+        Clients of one name (bound names that differ in their residual)
+        count into the same metrics, and the gauge adds up both.
+        """
+        self.client(Var(_addresses(1)), "/a")
+        self.client(Var(_addresses(1)), "/b")
+        first, second = self.pools
+        self.assertIs(first.stats, second.stats)
+        first.connect()
+        second.connect()
+        self.assertEqual(self.connections(), (2, 0, 2.0))
+
+    def test_evictedNameStartsAfresh(self) -> None:
+        """
+        Once a client's name is evicted, its metrics with it, the next
+        client of that name counts into new ones that the registry exports.
+        """
+        scope = CLIENT
+        d = self.route(self.router, _Request())
+        (old,) = self.pools
+        old.waiting.pop().callback(_Response(200))
+        self.successResultOf(d)
+        old.connect()
+        old.connect()
+        self.assertEqual(self.metrics_(scope)["connects"], 2)
+        for _ in range(2):  # the destination, then the client it released
+            self.clock.advance(self.router.idleTtl + 1)
+            self.router.sweep()
+        self.assertEqual(self.metrics_(scope), {})
+        self.assertEqual(old.open, 0)
+        self.route(self.router, _Request())
+        new = self.pools[-1]
+        self.assertIsNot(new.stats, old.stats)
+        new.connect()
+        found = self.metrics_(scope)
+        self.assertEqual((found["connects"], found["closes"], found["connections"]), (1, 0, 1.0))

@@ -16,6 +16,8 @@ from twisted.trial.unittest import TestCase
 
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
+from linkrouter.routing.stats import ConnectionStats
+from linkrouter.telemetry.stats import Counter, Gauge, MetricsRegistry
 from protocols.thrift.client import (
     BackendConnectionLost,
     BackendProtocolError,
@@ -34,6 +36,7 @@ from protocols.thrift.codec import (
 )
 from protocols.thrift.config import ThriftClientConfig
 from protocols.thrift.identifier import ThriftCall
+from tests.test_http_router import until
 
 reactor: Any = _reactor
 BINARY = ThriftProtocol.BINARY
@@ -240,3 +243,66 @@ class PoolTests(TestCase):
         yield backend.connections[0].lost
         yield client(makeCall("ok", 4))
         self.assertEqual(len(backend.connections), 2)
+
+
+class ConnectionMetricsTests(TestCase):
+    """
+    The pools of one client share its L{ConnectionStats}: C{connects},
+    C{closes} and the C{connections} gauge count their connections.
+    """
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.registry = MetricsRegistry()
+        self.stats = ConnectionStats(stats=self.registry.statsReceiver().scope("client"))
+
+    def metrics(self) -> tuple[object, object, object]:
+        """C{connects}, C{closes} and C{connections}."""
+        found = {names[-1]: metric for names, metric in self.registry.items()}
+        connects, closes, connections = found["connects"], found["closes"], found["connections"]
+        assert isinstance(connects, Counter) and isinstance(closes, Counter)
+        assert isinstance(connections, Gauge)
+        return connects.value, closes.value, connections.read()
+
+    def pool(self, backend: Backend) -> ThriftEndpointClient:
+        client = ThriftEndpointClient(
+            Address("127.0.0.1", backend.port.getHost().port), ThriftClientConfig(), reactor
+        )
+        client.countConnections(self.stats)
+        self.addCleanup(client.close)
+        return client
+
+    def backend(self) -> Backend:
+        backend = Backend(answer)
+        self.addCleanup(backend.stop)
+        return backend
+
+    @inlineCallbacks
+    def test_connectAndClose(self) -> Any:
+        """
+        A connection counts once established and is reused without counting
+        again; its close, by the backend here, counts.
+        """
+        self.assertEqual(self.metrics(), (0, 0, 0.0))
+        backend = self.backend()
+        client = self.pool(backend)
+        for seqid in range(2):
+            yield client(makeCall("a", seqid))
+        self.assertEqual(self.metrics(), (1, 0, 1.0))
+        backend.connections[0].transport.loseConnection()  # type: ignore[union-attr]
+        yield until(lambda: self.metrics() == (1, 1, 0.0))
+
+    @inlineCallbacks
+    def test_poolsAddUp(self) -> Any:
+        """
+        The gauge is the sum over the client's pools; a pool closed (its
+        endpoint gone) takes nothing from the counters.
+        """
+        first, second = self.pool(self.backend()), self.pool(self.backend())
+        yield gatherResults([first(makeCall("a", 1)), second(makeCall("b", 2))])
+        self.assertEqual(self.metrics(), (2, 0, 2.0))
+        yield second.close()
+        self.assertEqual(self.metrics(), (2, 1, 1.0))
+        yield first(makeCall("c", 3))
+        self.assertEqual(self.metrics(), (2, 1, 1.0))

@@ -82,3 +82,10 @@ routers:
         self.assertEqual(error[0], TApplicationException.INTERNAL_ERROR)
         self.assertIn("Internal error processing boom:", error[1])
         self.assertEqual(service.inFlight, 0)
+        # Each client's connection metrics: one connection, kept open.
+        found: dict[str, Any] = {"/".join(n): m for n, m in linker.metrics.items()}
+        for backend in (a, b):
+            scope = f"rt/legacy/client/$/inet/127.0.0.1/{backend.port}"
+            self.assertEqual(found[f"{scope}/connects"].value, 1)
+            self.assertEqual(found[f"{scope}/closes"].value, 0)
+            self.assertEqual(found[f"{scope}/connections"].read(), 1.0)

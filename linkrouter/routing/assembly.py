@@ -29,7 +29,7 @@ from linkrouter.policy.retries import RetryingClient
 from linkrouter.policy.timeouts import Deadline
 
 from .router import Router
-from .stats import RequestStats, StatsClient, StatusOf
+from .stats import ConnectionStats, RequestStats, StatsClient, StatusOf
 
 
 def _always(request: Any) -> bool:
@@ -50,7 +50,13 @@ class ProtocolHooks:
     What the router core needs from a protocol.
 
     @ivar connect: the client for one endpoint (a connection pool), given
-        the client parameters that apply to its bound name.
+        the client parameters that apply to its bound name.  A pool that
+        has a C{countConnections} method is given, through it and before
+        its first request, the L{ConnectionStats} of its client (shared by
+        all the client's pools); it calls that object's C{connected} and
+        C{closed} as its connections are established and closed, for the
+        client's C{connects}, C{closes} and C{connections} metrics.  A pool
+        without the method is not counted.
     @ivar statusOf: a response's status code, for C{status/<code>} metrics;
         C{None} for a protocol without status codes.
     @ivar mayResend: whether a request can be sent again (its body is
@@ -120,14 +126,25 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
         return classifier
 
     routerClassifier = classifierFor(config.service.forPath(Path()).responseClassifier)
+    # The connection metrics of each client scope, shared by the clients of
+    # one name (bound names that differ only in their residual) and by
+    # their endpoints' pools, until the name is evicted.
+    connectionStats: dict[str, ConnectionStats] = {}
 
     def newClient(bound: Bound) -> IClient:
         params = config.client.forPath(bound.id)
-        scope = stats.scope("client", _scopeName(bound.id))
+        name = _scopeName(bound.id)
+        scope = stats.scope("client", name)
         timeoutMs = params.requestAttemptTimeoutMs
+        connections = connectionStats.get(name)
+        if connections is None:
+            connections = connectionStats[name] = ConnectionStats(stats=scope)
 
         def connect(address: Any) -> IClient:
             endpoint = hooks.connect(address, params)
+            countConnections = getattr(endpoint, "countConnections", None)
+            if countConnections is not None:
+                countConnections(connections)
             if timeoutMs:
                 return AttemptTimeout(endpoint, timeoutMs / 1000.0, clock)
             return endpoint
@@ -176,6 +193,8 @@ def buildRouter(config: RouterConfig, context: BuildContext, hooks: ProtocolHook
 
     def evict(kind: str, name: str) -> None:
         # The scope newService or newClient recorded under (name is a path's show).
+        if kind == "client":
+            connectionStats.pop(name[1:], None)
         close = getattr(stats.scope(kind, name[1:]), "close", None)
         if close is not None:
             close()

@@ -10,6 +10,9 @@ the request's outcome: the protocol's server handler (server scope), the
 retry filter (service scope) and the balancer (client scope), so that the
 three scopes cost no Deferred callback of their own; L{StatsClient} wraps
 any other client.
+
+L{ConnectionStats} counts the connections of a server or of a client:
+C{connects}, C{closes} and the C{connections} gauge.
 """
 
 from __future__ import annotations
@@ -125,29 +128,55 @@ def _nothing() -> None:
 
 class ConnectionStats:
     """
-    Finagle's connection metrics of a server: C{connects} (accepted),
-    C{closes} (closed) and the C{connections} gauge, the size of
-    C{connections} (the server factory's open ones).  The factory calls
-    L{connected} and L{closed}; nothing is recorded until L{observe} gives
-    a scope (the server's, known once its port is bound).
+    Finagle's connection metrics: C{connects} (connections established or
+    accepted), C{closes} (closed, for any reason, by either side) and the
+    C{connections} gauge (open now).  Whoever makes the connections calls
+    L{connected} and L{closed} once each per connection: the cost is per
+    connection, never per request.
+
+    A server factory gives C{connections}, its open ones (the gauge is their
+    number), and calls L{observe} once its port is bound and its scope known:
+    nothing is recorded before.  A client gives its C{stats} scope at once
+    (the metrics exist, at 0, from then on) and shares the object between
+    its endpoints' connection pools (see
+    L{linkrouter.routing.assembly.ProtocolHooks.connect}): the gauge counts
+    the connections open over all of them, and the counters keep what a
+    pool that goes away has counted.
     """
 
-    __slots__ = ("_connections", "_gauge", "closed", "connected")
+    __slots__ = ("_closes", "_connections", "_connects", "_gauge", "open")
 
-    def __init__(self, connections: Sized) -> None:
+    def __init__(
+        self, connections: Sized | None = None, stats: IStatsReceiver | None = None
+    ) -> None:
         self._connections = connections
-        self.connected: Callable[[], object] = _nothing
-        self.closed: Callable[[], object] = _nothing
+        self.open = 0
+        """Connections L{connected} and not yet L{closed}."""
+        self._connects: Callable[[], object] = _nothing
+        self._closes: Callable[[], object] = _nothing
         self._gauge: IGauge | None = None
+        if stats is not None:
+            self.observe(stats)
 
     def observe(self, stats: IStatsReceiver) -> None:
         """Record under C{stats} from now on."""
-        self.connected = stats.counter("connects").incr
-        self.closed = stats.counter("closes").incr
+        self._connects = stats.counter("connects").incr
+        self._closes = stats.counter("closes").incr
         self._gauge = stats.addGauge(("connections",), self._open)
 
+    def connected(self) -> None:
+        """A connection is established."""
+        self.open += 1
+        self._connects()
+
+    def closed(self) -> None:
+        """A connection that L{connected} counted is closed."""
+        self.open -= 1
+        self._closes()
+
     def _open(self) -> float:
-        return float(len(self._connections))
+        connections = self._connections
+        return float(self.open if connections is None else len(connections))
 
 
 @implementer(IClient)

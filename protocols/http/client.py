@@ -31,6 +31,7 @@ from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import authority
+from linkrouter.routing.stats import ConnectionStats
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from linkrouter.tls import clientFactory, tlsFailure
 from protocols.http.errors import (
@@ -539,6 +540,8 @@ class HTTPPool:
     made up to C{maxSize}; beyond that, requests wait (up to C{maxWaiters},
     then fail with L{PoolExhausted}).  With C{tls} (a TLS connection
     creator, see L{linkrouter.tls.ClientTLSContexts}) connections are TLS.
+    Its connections are counted by the L{ConnectionStats} that
+    L{countConnections} gives, if any.
     """
 
     def __init__(
@@ -567,6 +570,16 @@ class HTTPPool:
         self._waiters: deque[_Call] = deque()
         self._closed = False
         self._closing: Deferred[None] | None = None
+        self._connectionStats: ConnectionStats | None = None
+
+    def countConnections(self, stats: ConnectionStats) -> None:
+        """
+        Tell C{stats} (the client's, see
+        L{linkrouter.routing.assembly.ProtocolHooks.connect}) of each
+        connection established and closed from now on: call this before the
+        first request.
+        """
+        self._connectionStats = stats
 
     def _sizeNow(self) -> int:
         return self._size
@@ -629,6 +642,8 @@ class HTTPPool:
         )
 
     def _connected(self, conn: HTTPClientProtocol, call: _Call) -> None:
+        if self._connectionStats is not None:
+            self._connectionStats.connected()
         self._idle.made(conn)
         if call.deferred.called:  # cancelled while connecting
             self._release(conn)
@@ -659,6 +674,8 @@ class HTTPPool:
         self._idle.rest(conn)
 
     def _lost(self, conn: HTTPClientProtocol) -> None:
+        if self._connectionStats is not None:
+            self._connectionStats.closed()
         self._size -= 1
         self._idle.discard(conn)
         if self._closing is not None and self._size == 0:
