@@ -169,6 +169,11 @@ class IResponseClassifier(Interface):
 
 
 class ICounter(Interface):
+    value = Attribute(
+        "The count so far.  C{counter.value += n} is C{counter.incr(n)}"
+        " without the call, for code on every request's path."
+    )
+
     def incr(delta: int = 1) -> None:
         """Add C{delta} to the counter."""
 

@@ -416,6 +416,11 @@ class StatsReceiver:
 
 @implementer(ICounter)
 class _NullCounter:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Number = 0  # counted, never read
+
     def incr(self, delta: int = 1) -> None:
         pass
 

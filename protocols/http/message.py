@@ -366,6 +366,13 @@ def serializeHead(firstLine: bytes, headers: Iterable[Header], extra: bytes = b"
     return b"".join(parts)
 
 
+_CODEC = HOP_BY_HOP | {b"expect", b"host"}
+"""Header names that L{parseHeaders} looks at; it passes every other one along."""
+
+_PLAIN_CONNECTION = frozenset([b"keep-alive", b"close"])
+"""C{Connection} values that name no header to drop."""
+
+
 def parseHeaders(
     raw: list[Header], upgrade: bool
 ) -> tuple[Headers, int | None, bool, bool, bool, int]:
@@ -389,28 +396,32 @@ def parseHeaders(
     dropped = False
     for h in raw:
         n = h[0].lower()
-        if n in HOP_BY_HOP:
+        if n not in _CODEC:
+            kept.append(h)
+        elif n == b"host":
+            hosts += 1
+            kept.append(h)
+        elif n == b"content-length":
             dropped = True
-            if n == b"content-length":
-                v = h[1].strip()
-                if not v.isdigit() or (length is not None and int(v) != length):
-                    length = -1
-                else:
-                    length = int(v)
-            elif n == b"transfer-encoding":
-                coded = True
-                chunked = h[1].rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-            elif n == b"connection":
-                tokens += [t.strip().lower() for t in h[1].split(b",")]
-            elif n == b"upgrade" and upgrade:
-                kept.append(h)
+            v = h[1].strip()
+            valid = v.isdigit() and (length is None or int(v) == length)
+            length = int(v) if valid else -1
+        elif n == b"connection":
+            dropped = True
+            v = h[1].lower()
+            if v not in _PLAIN_CONNECTION:
+                tokens += [t.strip() for t in v.split(b",")]
+        elif n == b"transfer-encoding":
+            dropped = True
+            coded = True
+            chunked = h[1].rsplit(b",", 1)[-1].strip().lower() == b"chunked"
         elif n == b"expect":
             dropped = True
             expect = h[1].lower() == b"100-continue"
-        else:
-            if n == b"host":
-                hosts += 1
-            kept.append(h)
+        else:  # the other hop-by-hop headers
+            dropped = True
+            if n == b"upgrade" and upgrade:
+                kept.append(h)
     # Tokens that name hop-by-hop headers (keep-alive, close, ...) are gone already.
     named = frozenset(tokens).difference(HOP_BY_HOP, (b"close",)) if tokens else None
     if named:
