@@ -109,6 +109,24 @@ VARIANTS = {
 """The written router configurations: balancer and failure accrual kinds."""
 
 
+def writeRouterConfig(
+    path: str, variant: str, backend: int, port: int, reusePort: bool = False
+) -> None:
+    """Write the router configuration C{variant} (see L{VARIANTS}) to C{path}."""
+    balancer, accrual = VARIANTS[variant]
+    with open(path, "w") as conf:
+        conf.write(
+            ROUTER_CONF.format(
+                admin=freePort(),
+                backend=backend,
+                port=port,
+                balancer=balancer,
+                accrual=accrual,
+                reusePort="true" if reusePort else "false",
+            )
+        )
+
+
 def _pythonVersion(python: str) -> str:
     code = "import sys; print(sys.version.split()[0])"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
@@ -280,20 +298,9 @@ def main() -> None:
         return spawn(command, env=env, cwd=ROOT)
 
     def written(name: str, port: int = 0, copy: str = "") -> tuple[str, int]:
-        balancer, accrual = VARIANTS[name]
         port = port or freePort()
         path = os.path.join(work, f"{name}{copy}.yaml")
-        with open(path, "w") as conf:
-            conf.write(
-                ROUTER_CONF.format(
-                    admin=freePort(),
-                    backend=backend,
-                    port=port,
-                    balancer=balancer,
-                    accrual=accrual,
-                    reusePort="true" if copy else "false",
-                )
-            )
+        writeRouterConfig(path, name, backend, port, reusePort=bool(copy))
         return path, port
 
     try:

@@ -36,11 +36,10 @@ from benchmarks.http import (
     HAPROXY_CONF,
     NGINX_CONF,
     ROOT,
-    ROUTER_CONF,
-    VARIANTS,
     freePort,
     waitFor200,
     waitPort,
+    writeRouterConfig,
 )
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
@@ -130,19 +129,8 @@ def main() -> None:
         conf.write(NGINX_CONF.format(dir=work, port=backend))
     with open(os.path.join(work, "haproxy.cfg"), "w") as conf:
         conf.write(HAPROXY_CONF.format(port=hap, backend=backend))
-    balancer, accrual = VARIANTS["linkrouter"]
     config = os.path.join(work, "linkrouter.yaml")
-    with open(config, "w") as conf:
-        conf.write(
-            ROUTER_CONF.format(
-                admin=freePort(),
-                backend=backend,
-                port=ours,
-                balancer=balancer,
-                accrual=accrual,
-                reusePort="false",
-            )
-        )
+    writeRouterConfig(config, "linkrouter", backend, ours)
     twistd = [args.python, "-c", "from twisted.scripts.twistd import run; run()"]
     subjects = [
         ("haproxy", ["haproxy", "-f", os.path.join(work, "haproxy.cfg"), "-db"], hap),

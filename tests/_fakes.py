@@ -2,7 +2,8 @@
 A backend for connection-pool unit tests on a memory reactor: it completes
 the pool's connection attempts and tells which connections the pool closed.
 Protocol tests add how to answer a request.  Also a producer that records
-the flow control it gets.
+the flow control it gets, and the client connection metrics that pool tests
+read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,28 @@ from typing import Any
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
+
+from linkrouter.routing.stats import ConnectionStats
+from linkrouter.telemetry.stats import Counter, Gauge, MetricsRegistry
+
+
+class ClientConnectionMetrics:
+    """
+    Mixin for pool tests: C{self.stats}, the L{ConnectionStats} of a client
+    scope in C{self.registry}, and L{metrics} to read what it exports.
+    """
+
+    def setUp(self) -> None:
+        self.registry = MetricsRegistry()
+        self.stats = ConnectionStats(stats=self.registry.statsReceiver().scope("client"))
+
+    def metrics(self) -> tuple[object, object, object]:
+        """C{connects}, C{closes} and C{connections}."""
+        found = {names[-1]: metric for names, metric in self.registry.items()}
+        connects, closes, connections = found["connects"], found["closes"], found["connections"]
+        assert isinstance(connects, Counter) and isinstance(closes, Counter)
+        assert isinstance(connections, Gauge)
+        return connects.value, closes.value, connections.read()
 
 
 class RecordingProducer:

@@ -20,16 +20,14 @@ from linkrouter._plugins import PluginRegistry
 from linkrouter._sessions import PoolLimits
 from linkrouter.config import ClientParams, HostConnectionPool, Session, parseLinkerConfig
 from linkrouter.naming import Address
-from linkrouter.routing.stats import ConnectionStats
 from linkrouter.service import LinkerService
-from linkrouter.telemetry.stats import Counter, Gauge, MetricsRegistry
 from protocols.http.client import HTTPPool
 from protocols.http.errors import PoolExhausted
 from protocols.http.message import BodyStream, Request, Response
 from protocols.http.plugin import HttpRouter
 from protocols.http.server import HTTPServerFactory
 
-from ._fakes import FakeBackend, TCPStringTransport
+from ._fakes import ClientConnectionMetrics, FakeBackend, TCPStringTransport
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -180,23 +178,11 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(reactor.getDelayedCalls(), [])
 
 
-class ConnectionMetricsTests(SynchronousTestCase):
+class ConnectionMetricsTests(ClientConnectionMetrics, SynchronousTestCase):
     """
     The pools of one client share its L{ConnectionStats}: C{connects},
     C{closes} and the C{connections} gauge count their connections.
     """
-
-    def setUp(self) -> None:
-        self.registry = MetricsRegistry()
-        self.stats = ConnectionStats(stats=self.registry.statsReceiver().scope("client"))
-
-    def metrics(self) -> tuple[object, object, object]:
-        """C{connects}, C{closes} and C{connections}."""
-        found = {names[-1]: metric for names, metric in self.registry.items()}
-        connects, closes, connections = found["connects"], found["closes"], found["connections"]
-        assert isinstance(connects, Counter) and isinstance(closes, Counter)
-        assert isinstance(connections, Gauge)
-        return connects.value, closes.value, connections.read()
 
     def pool(self, port: int = 9999) -> tuple[Backend, HTTPPool]:
         reactor = MemoryReactorClock()

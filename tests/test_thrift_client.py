@@ -16,8 +16,6 @@ from twisted.trial.unittest import TestCase
 
 from linkrouter.interfaces import IClient, Status
 from linkrouter.naming import Address
-from linkrouter.routing.stats import ConnectionStats
-from linkrouter.telemetry.stats import Counter, Gauge, MetricsRegistry
 from protocols.thrift.client import (
     BackendConnectionLost,
     BackendProtocolError,
@@ -36,6 +34,7 @@ from protocols.thrift.codec import (
 )
 from protocols.thrift.config import ThriftClientConfig
 from protocols.thrift.identifier import ThriftCall
+from tests._fakes import ClientConnectionMetrics
 from tests.test_http_router import until
 
 reactor: Any = _reactor
@@ -245,25 +244,13 @@ class PoolTests(TestCase):
         self.assertEqual(len(backend.connections), 2)
 
 
-class ConnectionMetricsTests(TestCase):
+class ConnectionMetricsTests(ClientConnectionMetrics, TestCase):
     """
     The pools of one client share its L{ConnectionStats}: C{connects},
     C{closes} and the C{connections} gauge count their connections.
     """
 
     timeout = 20
-
-    def setUp(self) -> None:
-        self.registry = MetricsRegistry()
-        self.stats = ConnectionStats(stats=self.registry.statsReceiver().scope("client"))
-
-    def metrics(self) -> tuple[object, object, object]:
-        """C{connects}, C{closes} and C{connections}."""
-        found = {names[-1]: metric for names, metric in self.registry.items()}
-        connects, closes, connections = found["connects"], found["closes"], found["connections"]
-        assert isinstance(connects, Counter) and isinstance(closes, Counter)
-        assert isinstance(connections, Gauge)
-        return connects.value, closes.value, connections.read()
 
     def pool(self, backend: Backend) -> ThriftEndpointClient:
         client = ThriftEndpointClient(

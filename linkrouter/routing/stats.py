@@ -181,6 +181,26 @@ class ConnectionStats:
         return float(self.open if connections is None else len(connections))
 
 
+class CountedConnections:
+    """
+    Mixin for endpoint clients (connection pools) whose connections a
+    client's L{ConnectionStats} may count: the pool calls
+    C{self.connectionStats.connected()} and C{.closed()} (when it is not
+    C{None}) as each connection is established and closed.
+    """
+
+    connectionStats: ConnectionStats | None = None
+
+    def countConnections(self, stats: ConnectionStats) -> None:
+        """
+        Tell C{stats} (the client's, see
+        L{linkrouter.routing.assembly.ProtocolHooks.connect}) of each
+        connection established and closed from now on: call this before the
+        first request.
+        """
+        self.connectionStats = stats
+
+
 @implementer(IClient)
 class StatsClient:
     """

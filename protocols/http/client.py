@@ -31,7 +31,7 @@ from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import authority
-from linkrouter.routing.stats import ConnectionStats
+from linkrouter.routing.stats import CountedConnections
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from linkrouter.tls import clientFactory, tlsFailure
 from protocols.http.errors import (
@@ -532,7 +532,7 @@ class _ConnectFactory(ClientFactory):
 
 
 @implementer(IClient)
-class HTTPPool:
+class HTTPPool(CountedConnections):
     """
     Keep-alive connections to one endpoint, within C{limits}.  Idle
     connections are reused most-recent first and closed past their idle time
@@ -570,16 +570,6 @@ class HTTPPool:
         self._waiters: deque[_Call] = deque()
         self._closed = False
         self._closing: Deferred[None] | None = None
-        self._connectionStats: ConnectionStats | None = None
-
-    def countConnections(self, stats: ConnectionStats) -> None:
-        """
-        Tell C{stats} (the client's, see
-        L{linkrouter.routing.assembly.ProtocolHooks.connect}) of each
-        connection established and closed from now on: call this before the
-        first request.
-        """
-        self._connectionStats = stats
 
     def _sizeNow(self) -> int:
         return self._size
@@ -642,8 +632,8 @@ class HTTPPool:
         )
 
     def _connected(self, conn: HTTPClientProtocol, call: _Call) -> None:
-        if self._connectionStats is not None:
-            self._connectionStats.connected()
+        if self.connectionStats is not None:
+            self.connectionStats.connected()
         self._idle.made(conn)
         if call.deferred.called:  # cancelled while connecting
             self._release(conn)
@@ -674,8 +664,8 @@ class HTTPPool:
         self._idle.rest(conn)
 
     def _lost(self, conn: HTTPClientProtocol) -> None:
-        if self._connectionStats is not None:
-            self._connectionStats.closed()
+        if self.connectionStats is not None:
+            self.connectionStats.closed()
         self._size -= 1
         self._idle.discard(conn)
         if self._closing is not None and self._size == 0:

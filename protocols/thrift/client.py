@@ -43,7 +43,7 @@ from linkrouter.config import SocketOptions
 from linkrouter.interfaces import IClient, Status
 from linkrouter.logs import logObserver
 from linkrouter.naming import Address, authority
-from linkrouter.routing.stats import ConnectionStats
+from linkrouter.routing.stats import CountedConnections
 from linkrouter.sockets import DEFAULTS, Liveness, applySocketOptions
 from linkrouter.tls import clientEndpoint, tlsFailure
 
@@ -244,13 +244,13 @@ class TooManyWaiters(Exception):
 
 
 @implementer(IClient)
-class ThriftEndpointClient:
+class ThriftEndpointClient(CountedConnections):
     """
     Calls one endpoint over a pool of serial connections, within C{limits}.
     Idle connections are reaped by one timer per pool.  C{socketOptions}
     apply to each connection (see the module docstring).  Its connections
-    are counted by the L{ConnectionStats} that L{countConnections} gives,
-    if any.
+    are counted by the L{ConnectionStats} that L{countConnections} gives, if
+    any.
     """
 
     def __init__(
@@ -279,16 +279,6 @@ class ThriftEndpointClient:
         self._waiters: deque[Deferred[_Connection]] = deque()
         self._closed = False
         self._whenClosed: list[Deferred[None]] = []
-        self._connectionStats: ConnectionStats | None = None
-
-    def countConnections(self, stats: ConnectionStats) -> None:
-        """
-        Tell C{stats} (the client's, see
-        L{linkrouter.routing.assembly.ProtocolHooks.connect}) of each
-        connection established and closed from now on: call this before the
-        first call.
-        """
-        self._connectionStats = stats
 
     def _openCount(self) -> int:
         return self._open
@@ -380,15 +370,15 @@ class ThriftEndpointClient:
         ) from failure.value
 
     def _made(self, conn: _Connection) -> None:
-        if self._connectionStats is not None:
-            self._connectionStats.connected()
+        if self.connectionStats is not None:
+            self.connectionStats.connected()
         self._live.add(conn)
         self._idle.made(conn)
 
     def _lost(self, conn: _Connection) -> None:
         if conn in self._live:
-            if self._connectionStats is not None:
-                self._connectionStats.closed()
+            if self.connectionStats is not None:
+                self.connectionStats.closed()
             self._live.discard(conn)
             self._open -= 1
             self._idle.discard(conn)
